@@ -1,0 +1,69 @@
+"""Pickled PyTorch checkpoints (`pytorch_model.bin`, `.pt`), read only when the user opts in.
+
+Unpickling can run arbitrary code, so `open_checkpoint` refuses these unless `allow_pickle=True`,
+and even then loads with `torch.load(weights_only=True)`, which only rebuilds tensors and containers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sfn.errors import SfnError
+from sfn.io.checkpoint import Checkpoint, TensorInfo
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
+PICKLE_REFUSAL = (
+    "{path} is a pickled PyTorch checkpoint; loading a pickle can run arbitrary code, so sfn refuses it "
+    "by default. Convert it once to safetensors (e.g. `AutoModelForCausalLM.from_pretrained(dir)"
+    ".save_pretrained(out)`), or pass --allow-pickle (Python: allow_pickle=True) to load it with "
+    "torch.load(weights_only=True)."
+)
+
+
+def pickle_files(path: Path) -> list[Path]:
+    """The pickle shard files of a directory or file, in index order."""
+    if path.is_file():
+        return [path]
+    index = path / "pytorch_model.bin.index.json"
+    if index.is_file():
+        return [path / n for n in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    return sorted(p for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+
+
+class PickleCheckpoint(Checkpoint):
+    """Tensors from `torch.load(weights_only=True, mmap=True)`; the whole state dict is mapped, not copied."""
+
+    def __init__(self, path: str | Path, source: str | None = None):
+        path = Path(path)
+        self.source = source or str(path)
+        self._tensors: dict[str, torch.Tensor] = {}
+        for file in pickle_files(path):
+            try:
+                state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:
+                # Legacy (non-zip) pickles cannot be memory-mapped.
+                state = torch.load(file, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+                state = state["state_dict"]
+            if not isinstance(state, dict):
+                raise SfnError(f"{file} does not hold a state dict (found {type(state).__name__})")
+            self._tensors.update({k: v for k, v in state.items() if isinstance(v, torch.Tensor)})
+        self._infos = {k: TensorInfo(k, tuple(v.shape), v.dtype) for k, v in self._tensors.items()}
+        directory = path if path.is_dir() else path.parent
+        config_path = directory / "config.json"
+        self.config: dict[str, Any] = json.loads(config_path.read_text()) if config_path.is_file() else {}
+
+    def tensors(self) -> dict[str, TensorInfo]:
+        return self._infos
+
+    def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
+        self.info(name)
+        tensor = self._tensors[name]
+        return tensor if rows is None else tensor[rows]
+
+    def close(self) -> None:
+        self._tensors.clear()
