@@ -1,3 +1,32 @@
-"""sfn: Stethoscope for Networks - find which modules of a transformer LLM carry which ability."""
+"""sfn: Stethoscope for Networks - find which modules of a transformer LLM carry which ability.
+
+The public API is loaded lazily, so `import sfn` stays fast and pulls in only what is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "open_checkpoint": "sfn.io",
+    "load_model": "sfn.io.load_model",
+    "module_map": "sfn.registry",
+    "module_map_of": "sfn.registry",
+    "select": "sfn.registry",
+    "Selector": "sfn.registry",
+    "modules": "sfn.inspect",
+    "delta": "sfn.delta",
+    "summarize": "sfn.delta",
+    "SfnError": "sfn.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'sfn' has no attribute {name!r}")
