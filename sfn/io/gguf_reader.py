@@ -11,7 +11,6 @@ transformers load of the same file exactly.
 
 from __future__ import annotations
 
-import mmap
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from sfn.errors import SfnError
 from sfn.io.checkpoint import Checkpoint, TensorInfo
+from sfn.io.mapping import DONTNEED, WILLNEED, FileMapping
 
 # Architectures whose transformers fix-ups are not one tensor in, one tensor of the same shape out:
 # gpt2 transposes, mamba reshapes, the MoE loaders merge experts' gate and up tensors. Their tensors
@@ -37,7 +37,6 @@ _WHOLE_MODEL_FIXUPS = frozenset({"gpt2", "mamba", "qwen2moe", "qwen3moe", "gpt-o
 # llama.cpp's llama converter interleaves the rotary halves of each head of these, nothing else.
 _PERMUTED_QK = re.compile(r"\.attn_[qk]\.")
 _BLOCK_INDEX = re.compile(r"^blk\.(\d+)\.")
-_PAGE = mmap.PAGESIZE
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class GGUFCheckpoint(Checkpoint):
             # ggml lists dimensions fastest-moving first, torch the other way round
             shape = tuple(int(d) for d in reversed(tensor.shape))
             self._infos[name] = TensorInfo(name, shape, torch.float32)
-        self._mm: mmap.mmap | None = None
+        self._mapping = FileMapping(self.path)
 
     def tensors(self) -> dict[str, TensorInfo]:
         return self._infos
@@ -121,7 +120,7 @@ class GGUFCheckpoint(Checkpoint):
     def _raw(self, stored: _StoredTensor) -> np.ndarray:
         """The stored bytes of a tensor, as a read-only view of the mapped file."""
         count = int(np.prod(stored.raw_shape))
-        flat = np.frombuffer(self.mm, dtype=stored.raw_dtype, count=count, offset=stored.offset)
+        flat = np.frombuffer(self._mapping.mm, dtype=stored.raw_dtype, count=count, offset=stored.offset)
         return flat.reshape(stored.raw_shape)
 
     def _dequantize(self, stored: _StoredTensor, raw: np.ndarray) -> np.ndarray:
@@ -134,35 +133,16 @@ class GGUFCheckpoint(Checkpoint):
                 f"the model again with a float or block-quantized type"
             ) from None
 
-    @property
-    def mm(self) -> mmap.mmap:
-        if self._mm is None:
-            with open(self.path, "rb") as f:
-                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        return self._mm
-
-    def _advise(self, name: str, advice: int) -> None:
-        stored = self._stored[name]
-        start = stored.offset // _PAGE * _PAGE
-        end = stored.offset + stored.nbytes
-        if self._mm is not None and end > start:
-            self._mm.madvise(advice, start, end - start)
-
     def prefetch(self, name: str) -> None:
-        self.mm  # map the file so the advice has a target
-        self._advise(name, mmap.MADV_WILLNEED)
+        stored = self._stored[name]
+        self._mapping.advise(stored.offset, stored.offset + stored.nbytes, WILLNEED)
 
     def release(self, name: str) -> None:
-        self._advise(name, mmap.MADV_DONTNEED)
+        stored = self._stored[name]
+        self._mapping.advise(stored.offset, stored.offset + stored.nbytes, DONTNEED)
 
     def close(self) -> None:
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:
-                # An array from `_raw` still views the mapping; it is unmapped when that dies.
-                pass
-            self._mm = None
+        self._mapping.close()
 
 
 def _open_reader(path: Path) -> GGUFReader:

@@ -1,16 +1,14 @@
 """Memory-mapped safetensors reading: one file, or shards listed in `model.safetensors.index.json`.
 
-We parse the (tiny, JSON) header ourselves and map each file once, so a read is a view into the page
-cache with no copy, `prefetch` asks the kernel to read ahead while we compute (MADV_WILLNEED), and
-`release` unmaps a tensor's pages from our process (MADV_DONTNEED) once it is done: peak memory then
-stays near one tensor, not the whole file, however large the model is.
+We parse the (tiny, JSON) header ourselves and map each file once (`sfn.io.mapping`), so a read is a
+view into the page cache with no copy, `prefetch` reads ahead while we compute, and `release` drops a
+finished tensor's pages: peak memory stays near one tensor, not the whole file.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import mmap
 import struct
 import warnings
 from pathlib import Path
@@ -20,6 +18,7 @@ import torch
 
 from sfn.errors import SfnError
 from sfn.io.checkpoint import Checkpoint, TensorInfo
+from sfn.io.mapping import DONTNEED, WILLNEED, FileMapping
 
 SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
@@ -35,7 +34,6 @@ SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "F8_E4M3": torch.float8_e4m3fn,
     "F8_E5M2": torch.float8_e5m2,
 }
-_PAGE = mmap.PAGESIZE
 
 
 def read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
@@ -54,42 +52,17 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
     return header, 8 + size
 
 
-class _MappedFile:
-    """One safetensors file, mapped lazily on first read."""
+class _SafetensorsFile(FileMapping):
+    """One safetensors file: its header now, its data mapped on first read."""
 
     def __init__(self, path: Path):
-        self.path = path
+        super().__init__(path)
         self.header, self.data_start = read_safetensors_header(path)
         self.metadata: dict[str, str] = self.header.pop("__metadata__", None) or {}
-        self._mm: mmap.mmap | None = None
-
-    @property
-    def mm(self) -> mmap.mmap:
-        if self._mm is None:
-            with open(self.path, "rb") as f:
-                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        return self._mm
 
     def byte_range(self, name: str) -> tuple[int, int]:
         begin, end = self.header[name]["data_offsets"]
         return self.data_start + begin, self.data_start + end
-
-    def advise(self, name: str, advice: int) -> None:
-        if self._mm is None:
-            return
-        begin, end = self.byte_range(name)
-        start = begin // _PAGE * _PAGE
-        if end > start:
-            self._mm.madvise(advice, start, end - start)
-
-    def close(self) -> None:
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:
-                # A tensor returned by `read` still views the mapping; it is unmapped when that dies.
-                pass
-            self._mm = None
 
 
 class SafetensorsCheckpoint(Checkpoint):
@@ -99,8 +72,8 @@ class SafetensorsCheckpoint(Checkpoint):
         path = Path(path)
         self.source = source or str(path)
         self.directory = path if path.is_dir() else path.parent
-        self.files = [_MappedFile(p) for p in self._shard_paths(path)]
-        self._file_of: dict[str, _MappedFile] = {}
+        self.files = [_SafetensorsFile(p) for p in self._shard_paths(path)]
+        self._file_of: dict[str, _SafetensorsFile] = {}
         self._infos: dict[str, TensorInfo] = {}
         for mapped in self.files:
             entries = sorted(mapped.header.items(), key=lambda item: item[1]["data_offsets"][0])
@@ -170,11 +143,10 @@ class SafetensorsCheckpoint(Checkpoint):
         return flat.view(shape)
 
     def prefetch(self, name: str) -> None:
-        self._file_of[name].mm  # map the file so the advice has a target
-        self._file_of[name].advise(name, mmap.MADV_WILLNEED)
+        self._file_of[name].advise(*self._file_of[name].byte_range(name), WILLNEED)
 
     def release(self, name: str) -> None:
-        self._file_of[name].advise(name, mmap.MADV_DONTNEED)
+        self._file_of[name].advise(*self._file_of[name].byte_range(name), DONTNEED)
 
     def close(self) -> None:
         for mapped in self.files:

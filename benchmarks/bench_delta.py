@@ -1,0 +1,120 @@
+"""Delta stethoscope: time and peak memory against reading the bytes and against the paper's way.
+
+For each generated pair (random bf16 weights shaped like Qwen2.5-0.5B / -1.5B, made once under
+benchmarks/work/), three runs, each from a cold page cache (caches dropped; needs root):
+  read   - read every byte of both checkpoints (the I/O floor)
+  sfn    - `sfn delta BASE TUNED --no-plots` (norms, relative-change histograms, moments)
+  paper  - AutoModelForCausalLM.from_pretrained both models, then per parameter the same statistics
+           with torch on the whole state dicts (norms, relative change, histogram)
+Wall time and peak RSS come from /usr/bin/time -v around each subprocess. Peak memory above the
+Python/torch/numba import baseline is compared with the largest single tensor in float32.
+
+    python benchmarks/bench_delta.py [--shapes qwen2.5-0.5b qwen2.5-1.5b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+WORK = Path(__file__).resolve().parent / "work"
+
+PAPER_WAY = r'''
+import sys, torch
+from transformers import AutoModelForCausalLM
+base = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.bfloat16)
+tuned = AutoModelForCausalLM.from_pretrained(sys.argv[2], dtype=torch.bfloat16)
+tuned_params = dict(tuned.named_parameters())
+for name, b in base.named_parameters():
+    b, t = b.detach().float(), tuned_params[name].detach().float()
+    d = t - b
+    abs_norm, rel = d.norm(), d.norm() / b.norm()
+    r = d / (b.abs() + 1e-8)
+    hist = torch.histc(r, bins=2001, min=-1, max=1)
+    inside = r[(r >= -1) & (r <= 1)]
+    stats = (inside.mean(), inside.std())
+'''
+READ_ALL = r'''
+import sys, pathlib
+for folder in sys.argv[1:]:
+    for f in sorted(pathlib.Path(folder).glob("*.safetensors")):
+        with open(f, "rb", buffering=0) as h:
+            while h.read(64 << 20):
+                pass
+'''
+IMPORT_BASELINE = "import torch, numba, pandas, sfn.delta, sfn.cli"
+
+
+def drop_caches() -> bool:
+    subprocess.run(["sync"], check=False)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS GiB) of a command, from /usr/bin/time -v."""
+    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
+    hours, minutes, seconds = (float(x) if x else 0.0 for x in wall.groups())
+    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
+    return hours * 3600 + minutes * 60 + seconds, rss_kib / 2**20
+
+
+def ensure_pair(shape: str) -> tuple[Path, Path]:
+    folder = WORK / shape
+    if not (folder / "tuned" / "config.json").exists():
+        from sfn.synthetic import make_pair
+
+        make_pair(folder, shape)
+    return folder / "base", folder / "tuned"
+
+
+def largest_tensor_fp32_gib(shape: str) -> float:
+    from sfn.synthetic import SHAPES, tensor_shapes
+
+    return max(math.prod(s) for s in tensor_shapes(SHAPES[shape]).values()) * 4 / 2**30
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", nargs="+", default=["qwen2.5-0.5b", "qwen2.5-1.5b"])
+    parser.add_argument("--skip-paper", action="store_true", help="skip the (slow, memory-hungry) paper baseline")
+    args = parser.parse_args()
+    python = sys.executable
+    _, baseline_rss = timed([python, "-c", IMPORT_BASELINE])
+    cold = drop_caches()
+    print(f"page cache dropped before each run: {cold}; import baseline RSS {baseline_rss:.2f} GiB\n")
+    header = f"{'pair':14} {'run':6} {'wall s':>8} {'peak GiB':>9} {'above base':>10} {'vs read':>8} {'paper/sfn':>9}"
+    print(header)
+    print("-" * len(header))
+    for shape in args.shapes:
+        base, tuned = ensure_pair(shape)
+        runs = {}
+        drop_caches()
+        runs["read"] = timed([python, "-c", READ_ALL, str(base), str(tuned)])
+        with tempfile.TemporaryDirectory() as out:
+            drop_caches()
+            runs["sfn"] = timed([python, "-m", "sfn.cli", "delta", str(base), str(tuned), "--out", out, "--no-plots"])
+        if not args.skip_paper:
+            drop_caches()
+            runs["paper"] = timed([python, "-c", PAPER_WAY, str(base), str(tuned)])
+        for name, (wall, rss) in runs.items():
+            vs_read = f"{wall / runs['read'][0]:.2f}x" if name != "read" else ""
+            speedup = f"{runs['paper'][0] / wall:.1f}x" if name == "sfn" and "paper" in runs else ""
+            print(f"{shape:14} {name:6} {wall:8.2f} {rss:9.2f} {rss - baseline_rss:10.2f} {vs_read:>8} {speedup:>9}")
+        limit = 3 * largest_tensor_fp32_gib(shape)
+        print(f"{shape:14} target: sfn above baseline <= 3 x largest tensor in fp32 = {limit:.2f} GiB\n")
+
+
+if __name__ == "__main__":
+    main()

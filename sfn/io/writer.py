@@ -1,0 +1,284 @@
+"""Writing a model directory: streamed, sharded safetensors, atomically, with the Hugging Face extras.
+
+`ShardedSafetensorsWriter` knows every tensor's name, shape and dtype before the first byte is
+written, so each shard's header goes out first and the tensor bytes follow one tensor at a time: memory
+stays near one tensor whatever the model's size. A tensor that comes unchanged from a safetensors file
+is copied file to file by the kernel (`copy_file_range`), never entering our memory at all.
+
+`atomic_output_dir` builds the output in a hidden sibling directory and renames it into place only when
+everything is written, so a failure or Ctrl-C leaves no half-written model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sfn.errors import SfnError
+from sfn.io.checkpoint import Checkpoint, TensorInfo
+from sfn.io.safetensors_reader import SAFETENSORS_DTYPES, SafetensorsCheckpoint
+
+DTYPE_NAMES: dict[torch.dtype, str] = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
+INDEX_NAME = "model.safetensors.index.json"
+SINGLE_NAME = "model.safetensors"
+# Files a model directory needs besides weights and config to tokenize and chat like the original.
+TOKENIZER_GLOBS = (
+    "tokenizer*",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "*.model",
+    "chat_template.json",
+    "chat_template.jinja",
+)
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_size(text: str | int) -> int:
+    """'5GB', '500MiB', '2e9' or an int -> bytes."""
+    if isinstance(text, int):
+        return text
+    number = text.strip().upper().rstrip()
+    unit = number.lstrip("0123456789.E+-").strip()
+    digits = number[: len(number) - len(unit)].strip() if unit else number
+    try:
+        value = float(digits) * _UNITS[unit]
+    except (KeyError, ValueError):
+        raise SfnError(f"bad size {text!r}: use forms like 5GB, 500MB or 2GiB") from None
+    if value <= 0:
+        raise SfnError(f"bad size {text!r}: it must be positive")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class RawBytes:
+    """A tensor's bytes as they lie in a file, for a kernel-side copy."""
+
+    path: Path
+    offset: int
+    length: int
+
+
+def raw_bytes(checkpoint: Checkpoint, name: str) -> RawBytes | None:
+    """Where `name`'s bytes lie in a safetensors file, or None for other checkpoint kinds."""
+    if not isinstance(checkpoint, SafetensorsCheckpoint):
+        return None
+    for mapped in checkpoint.files:
+        if name in mapped.header:
+            begin, end = mapped.byte_range(name)
+            return RawBytes(mapped.path, begin, end - begin)
+    return None
+
+
+def plan_shards(specs: Sequence[TensorInfo], max_shard_bytes: int) -> list[list[TensorInfo]]:
+    """Tensors grouped into shards of at most `max_shard_bytes` (a larger tensor gets a shard of its own).
+
+    Within a shard, wider dtypes come first so that every tensor starts at an offset aligned to its
+    element size (safetensors allows no padding between tensors).
+    """
+    shards: list[list[TensorInfo]] = []
+    size = 0
+    for spec in specs:
+        if not shards or (size + spec.nbytes > max_shard_bytes and size > 0):
+            shards.append([])
+            size = 0
+        shards[-1].append(spec)
+        size += spec.nbytes
+    return [sorted(shard, key=lambda s: -s.dtype.itemsize) for shard in shards]
+
+
+def shard_file_names(count: int) -> list[str]:
+    if count == 1:
+        return [SINGLE_NAME]
+    return [f"model-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
+
+
+class ShardedSafetensorsWriter:
+    """Writes the tensors of `specs` into HF-named shards; feed them in `self.order` with `write`."""
+
+    def __init__(self, directory: Path, specs: Sequence[TensorInfo], max_shard_bytes: int):
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError("tensor names must be unique")
+        self.directory = Path(directory)
+        self.shards = plan_shards(specs, max_shard_bytes)
+        self.file_names = shard_file_names(len(self.shards))
+        self.order: list[TensorInfo] = [spec for shard in self.shards for spec in shard]
+        self._shard_of = [index for index, shard in enumerate(self.shards) for _ in shard]
+        self._next = 0
+        self._shard = -1
+        self._fd: int | None = None
+        self._position = 0
+
+    def _expect(self, name: str) -> TensorInfo:
+        if self._next >= len(self.order) or self.order[self._next].name != name:
+            expected = self.order[self._next].name if self._next < len(self.order) else "nothing"
+            raise ValueError(f"tensors must come in writer order: got {name!r}, expected {expected!r}")
+        if self._shard_of[self._next] != self._shard:
+            self._open_shard(self._shard_of[self._next])
+        return self.order[self._next]
+
+    def _open_shard(self, index: int) -> None:
+        self._close_fd()
+        self._shard = index
+        header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+        offset = 0
+        for spec in self.shards[index]:
+            header[spec.name] = {
+                "dtype": DTYPE_NAMES[spec.dtype],
+                "shape": list(spec.shape),
+                "data_offsets": [offset, offset + spec.nbytes],
+            }
+            offset += spec.nbytes
+        text = json.dumps(header, separators=(",", ":")).encode()
+        text += b" " * (-len(text) % 8)
+        path = self.directory / self.file_names[index]
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._position = 0
+        self._pwrite(struct.pack("<Q", len(text)) + text)
+
+    def _pwrite(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            written = os.pwrite(self._fd, view, self._position)
+            self._position += written
+            view = view[written:]
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        spec = self._expect(name)
+        if tuple(tensor.shape) != spec.shape or tensor.dtype != spec.dtype:
+            raise ValueError(
+                f"tensor {name!r} is {tuple(tensor.shape)} {tensor.dtype}, planned {spec.shape} {spec.dtype}"
+            )
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        if flat.numel():
+            self._pwrite(flat.view(torch.uint8).numpy())
+        self._next += 1
+
+    def write_raw(self, name: str, source: RawBytes) -> None:
+        """Copy `name`'s bytes straight from another file (same dtype and shape as planned)."""
+        spec = self._expect(name)
+        if source.length != spec.nbytes:
+            raise ValueError(f"tensor {name!r}: {source.length} bytes in {source.path}, planned {spec.nbytes}")
+        copied = 0
+        with open(source.path, "rb") as f:
+            while copied < source.length:
+                try:
+                    step = os.copy_file_range(
+                        f.fileno(), self._fd, source.length - copied, source.offset + copied, self._position
+                    )
+                except OSError:
+                    # No kernel-side copy across these filesystems: go through a bounded buffer.
+                    f.seek(source.offset + copied)
+                    step = min(source.length - copied, 64 * 2**20)
+                    self._pwrite(f.read(step))
+                    copied += step
+                    continue
+                if step == 0:
+                    raise SfnError(f"{source.path} ended before tensor {name!r} was read whole")
+                copied += step
+                self._position += step
+        self._next += 1
+
+    def close(self) -> dict[str, str]:
+        """Finish the last shard, write the index for a sharded model; returns the weight map."""
+        if self._next != len(self.order):
+            missing = [s.name for s in self.order[self._next :]]
+            raise ValueError(f"{len(missing)} planned tensors were never written, first {missing[0]!r}")
+        self._close_fd()
+        weight_map = {spec.name: self.file_names[i] for i, shard in enumerate(self.shards) for spec in shard}
+        if len(self.shards) > 1:
+            index = {
+                "metadata": {"total_size": sum(s.nbytes for s in self.order)},
+                "weight_map": dict(sorted(weight_map.items())),
+            }
+            (self.directory / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+        return weight_map
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def abort(self) -> None:
+        self._close_fd()
+
+
+def _inside(path: Path, other: Path) -> bool:
+    return path == other or other in path.parents
+
+
+def check_output_dir(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False) -> Path:
+    """The resolved output directory, after refusing an input's directory or a non-empty one."""
+    target = Path(out).expanduser().resolve()
+    for given in inputs:
+        source = Path(given).expanduser().resolve()
+        source_dir = source if source.is_dir() else source.parent
+        if _inside(target, source_dir) or _inside(source_dir, target):
+            raise SfnError(
+                f"refusing to write {target}: it overlaps the input {source_dir}; choose an output directory "
+                "outside every input"
+            )
+    if target.exists() and not target.is_dir():
+        raise SfnError(f"{target} exists and is not a directory; choose another output path")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise SfnError(f"{target} is not empty; pass --overwrite (Python: overwrite=True) to replace it")
+    return target
+
+
+@contextmanager
+def atomic_output_dir(
+    out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False
+) -> Iterator[Path]:
+    """Yield a temporary sibling of `out` to write into; it becomes `out` only if the block succeeds."""
+    target = check_output_dir(out, inputs=inputs, overwrite=overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        yield work
+    except BaseException:
+        # Ctrl-C included: nothing half-written may stay behind.
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    work.chmod(0o755)
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.rename(target, old / target.name)
+        os.rename(work, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(work, target)
+
+
+def copy_model_extras(
+    base_dir: Path | None, out: Path, *, tokenizer_dir: Path | None = None, config: dict[str, Any] | None = None
+) -> list[str]:
+    """Write `config` and copy the generation config from `base_dir` and tokenizer files from
+    `tokenizer_dir` (default `base_dir`); returns the names of the files written."""
+    written = []
+    if config is not None:
+        (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        written.append("config.json")
+    if base_dir is not None and (base_dir / "generation_config.json").is_file():
+        shutil.copyfile(base_dir / "generation_config.json", out / "generation_config.json")
+        written.append("generation_config.json")
+    tokenizer_dir = tokenizer_dir or base_dir
+    if tokenizer_dir is not None:
+        for pattern in TOKENIZER_GLOBS:
+            for path in sorted(tokenizer_dir.glob(pattern)):
+                if path.is_file() and not (out / path.name).exists():
+                    shutil.copyfile(path, out / path.name)
+                    written.append(path.name)
+    return written
