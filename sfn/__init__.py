@@ -21,6 +21,13 @@ _EXPORTS = {
     "delta": "sfn.delta",
     "summarize": "sfn.delta",
     "SfnError": "sfn.errors",
+    **{
+        name: "sfn.surgery"
+        for name in (
+            "merge", "merged", "destroy", "destroyed", "sweep", "extract_plugin", "apply_plugin", "read_plugin",
+            "PluggableModel", "WeightEdit", "MergePlan", "MergeResult", "DestroyResult", "Plugin",
+        )
+    },
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -27,7 +28,22 @@ def report_errors(command):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class LazyGroup(click.Group):
+    """A command group whose subcommands from other packages are imported only when used."""
+
+    lazy_commands: dict[str, str] = {}  # name -> "module:attribute"
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy_commands:
+            module, attribute = self.lazy_commands[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="sfn")
 def main() -> None:
     """Stethoscope for Networks: find which modules of a transformer LLM carry which ability."""
@@ -116,6 +132,13 @@ def make_pair_command(out: Path, shape: str, seed: int) -> None:
 
     base, tuned = make_pair(out, shape, seed=seed)
     click.echo(f"wrote {base} and {tuned}")
+
+
+main.lazy_commands = {
+    "merge": "sfn.surgery.cli:merge_command",
+    "destroy": "sfn.surgery.cli:destroy_command",
+    "plugin": "sfn.surgery.cli:plugin_group",
+}
 
 
 if __name__ == "__main__":

@@ -37,10 +37,7 @@ class FileMapping:
             self.mm.madvise(advice, start, end - start)
 
     def close(self) -> None:
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:
-                # A tensor returned by a read still views the mapping; it is unmapped when that dies.
-                pass
-            self._mm = None
+        # Tensors from `torch.frombuffer` keep a reference to the map object but do not hold its
+        # buffer export, so `mmap.close()` would unmap pages they still view. Dropping our reference
+        # unmaps the file when the last tensor viewing it is gone.
+        self._mm = None

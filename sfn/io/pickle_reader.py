@@ -7,6 +7,7 @@ and even then loads with `torch.load(weights_only=True)`, which only rebuilds te
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,17 @@ PICKLE_REFUSAL = (
 
 
 def pickle_files(path: Path) -> list[Path]:
-    """The pickle shard files of a directory or file, in index order."""
+    """The weight pickles of a file or directory: `pytorch_model*.bin` (not a Trainer's other pickles)."""
     if path.is_file():
         return [path]
     index = path / "pytorch_model.bin.index.json"
     if index.is_file():
-        return [path / n for n in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
-    return sorted(p for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        files = [path / n for n in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise SfnError(f"{index} lists shards that are not there: {', '.join(missing)}")
+        return files
+    return sorted(path.glob("pytorch_model*.bin"))
 
 
 class PickleCheckpoint(Checkpoint):
@@ -42,11 +47,7 @@ class PickleCheckpoint(Checkpoint):
         self.source = source or str(path)
         self._tensors: dict[str, torch.Tensor] = {}
         for file in pickle_files(path):
-            try:
-                state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError:
-                # Legacy (non-zip) pickles cannot be memory-mapped.
-                state = torch.load(file, map_location="cpu", weights_only=True)
+            state = _load_weights_only(file)
             if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
                 state = state["state_dict"]
             if not isinstance(state, dict):
@@ -67,3 +68,17 @@ class PickleCheckpoint(Checkpoint):
 
     def close(self) -> None:
         self._tensors.clear()
+
+
+def _load_weights_only(file: Path) -> Any:
+    try:
+        try:
+            return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:
+            # Legacy (non-zip) pickles cannot be memory-mapped.
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise SfnError(
+            f"{file} holds objects other than tensors, which sfn will not unpickle (that could run code); "
+            "convert the checkpoint to safetensors where you trust its source"
+        ) from None

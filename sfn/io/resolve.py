@@ -85,5 +85,5 @@ def resolve_hub_id(hub_id: str) -> Path:
     raise SfnError(
         f"model {hub_id!r} is not in the local Hugging Face cache ({HF_HUB_CACHE}) and could not be "
         f"downloaded ({reason}). Download it where the hub is reachable "
-        f"(`hf download {repo_id}`), or pass a local directory."
+        f"(`hf download {repo_id}{' --revision ' + revision if revision else ''}`), or pass a local directory."
     )

@@ -29,6 +29,9 @@ SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "I32": torch.int32,
     "I16": torch.int16,
     "I8": torch.int8,
+    "U64": torch.uint64,
+    "U32": torch.uint32,
+    "U16": torch.uint16,
     "U8": torch.uint8,
     "BOOL": torch.bool,
     "F8_E4M3": torch.float8_e4m3fn,
@@ -49,7 +52,33 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
             header = json.loads(f.read(size))
         except ValueError as exc:
             raise SfnError(f"{path} is not a safetensors file (its header is not JSON: {exc})") from None
+    _check_header(path, header, 8 + size)
     return header, 8 + size
+
+
+def _check_header(path: Path, header: Any, data_start: int) -> None:
+    """Every entry well formed and inside the file (a cut-short download fails here, not at read)."""
+    if not isinstance(header, dict):
+        raise SfnError(f"{path} is not a safetensors file (its header is not a JSON object)")
+    file_size = path.stat().st_size
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, end = entry["data_offsets"]
+            dtype, shape = entry["dtype"], entry["shape"]
+        except (TypeError, KeyError, ValueError):
+            raise SfnError(f"{path} is not a safetensors file (bad header entry for {name!r})") from None
+        if dtype not in SAFETENSORS_DTYPES:
+            raise SfnError(f"{path}: tensor {name!r} has unsupported dtype {dtype}")
+        if data_start + end > file_size or not 0 <= begin <= end:
+            raise SfnError(
+                f"{path} is truncated or corrupt: tensor {name!r} ends at byte {data_start + end} but the file has "
+                f"{file_size} bytes; download or write it again"
+            )
+        expected = math.prod(shape) * SAFETENSORS_DTYPES[dtype].itemsize
+        if end - begin != expected:
+            raise SfnError(f"{path}: tensor {name!r} has {end - begin} bytes but shape {shape} of {dtype} needs {expected}")
 
 
 class _SafetensorsFile(FileMapping):
@@ -78,10 +107,7 @@ class SafetensorsCheckpoint(Checkpoint):
         for mapped in self.files:
             entries = sorted(mapped.header.items(), key=lambda item: item[1]["data_offsets"][0])
             for name, entry in entries:
-                dtype = SAFETENSORS_DTYPES.get(entry["dtype"])
-                if dtype is None:
-                    raise SfnError(f"{mapped.path}: tensor {name!r} has unsupported dtype {entry['dtype']}")
-                self._infos[name] = TensorInfo(name, tuple(entry["shape"]), dtype)
+                self._infos[name] = TensorInfo(name, tuple(entry["shape"]), SAFETENSORS_DTYPES[entry["dtype"]])
                 self._file_of[name] = mapped
         self.config = self._load_config()
 

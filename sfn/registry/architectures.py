@@ -138,7 +138,8 @@ NEOX_RULES = [
     rule(_LAYER + "input_layernorm", "attn_norm"),
     rule(_LAYER + "post_attention_layernorm", "mlp_norm"),
     rule("embed_in", "embed"),
-    rule("embed_out", "head"),
+    rule("embed_out", "head"),  # on disk; transformers names it lm_head in memory
+    rule("lm_head", "head"),
     rule("final_layer_norm", "final_norm"),
 ]
 

@@ -38,17 +38,25 @@ def parse_layers(text: str) -> LayerSpans:
     return tuple(spans)
 
 
-def resolve_layers(spans: LayerSpans, num_layers: int) -> set[int]:
-    """The concrete layer indices of `spans` in a model of `num_layers` layers."""
+def resolve_layers(spans: LayerSpans, num_layers: int, problems: list[str] | None = None) -> set[int]:
+    """The concrete layer indices of `spans` in a model of `num_layers` layers.
+
+    Problems are appended to `problems` when given (so a caller can report them all at once),
+    otherwise raised together.
+    """
+    found: list[str] = [] if problems is None else problems
     layers: set[int] = set()
     for first, last in spans:
         a = first + num_layers if first < 0 else first
         b = last + num_layers if last < 0 else last
         if not (0 <= a < num_layers and 0 <= b < num_layers):
-            raise SfnError(f"layer range {first}-{last} is outside this {num_layers}-layer model (0-{num_layers - 1})")
-        if a > b:
-            raise SfnError(f"layer range {first}-{last} is empty (its start comes after its end)")
-        layers.update(range(a, b + 1))
+            found.append(f"layer range {first}-{last} is outside this {num_layers}-layer model (0-{num_layers - 1})")
+        elif a > b:
+            found.append(f"layer range {first}-{last} is empty (its start comes after its end)")
+        else:
+            layers.update(range(a, b + 1))
+    if problems is None and found:
+        raise SfnErrors(found, "bad layer range")
     return layers
 
 
@@ -72,25 +80,38 @@ class Selector:
     clauses: tuple[Clause, ...]
 
     @classmethod
-    def parse(cls, text: str | None, layers: str | None = None) -> "Selector":
+    def parse(cls, text: str | None, layers: str | None = None, problems: list[str] | None = None) -> "Selector":
+        """Parse `text`; every problem is raised at once, or appended to `problems` when it is given."""
         text = (text or "").strip()
-        default_layers = parse_layers(layers) if layers else None
+        found: list[str] = [] if problems is None else problems
+        try:
+            default_layers = parse_layers(layers) if layers else None
+        except SfnError as exc:
+            found.append(str(exc))
+            default_layers = None
         if not text:
-            return cls(text if not layers else f"all@{layers}", (Clause(frozenset(KINDS), (), default_layers),))
-        problems: list[str] = []
-        clauses = []
-        for raw in text.split(";"):
-            if raw.strip():
-                clauses.append(_parse_clause(raw.strip(), default_layers, problems))
-        if problems:
-            raise SfnErrors(problems, f"bad selector {text!r}")
-        return cls(text, tuple(clauses))
+            selector = cls(text if not layers else f"all@{layers}", (Clause(frozenset(KINDS), (), default_layers),))
+        else:
+            clauses = [_parse_clause(raw.strip(), default_layers, found) for raw in text.split(";") if raw.strip()]
+            if not clauses:
+                found.append("it names no module")
+            selector = cls(text, tuple(clauses))
+        if problems is None and found:
+            raise SfnErrors(found, f"bad selector {text!r}")
+        return selector
 
-    def select(self, module_map: ModuleMap) -> list[ModulePart]:
-        """The parts of `module_map` this selector matches, in map order."""
+    def select(self, module_map: ModuleMap, problems: list[str] | None = None) -> list[ModulePart]:
+        """The parts of `module_map` this selector matches, in map order.
+
+        Layer ranges that do not fit the model are raised together, or appended to `problems`.
+        """
+        found: list[str] = [] if problems is None else problems
         resolved = [
-            (c, resolve_layers(c.layers, module_map.num_layers) if c.layers is not None else None) for c in self.clauses
+            (c, resolve_layers(c.layers, module_map.num_layers, found) if c.layers is not None else None)
+            for c in self.clauses
         ]
+        if problems is None and found:
+            raise SfnErrors(found, f"selector {self.text!r} does not fit this model")
         return [p for p in module_map.parts if any(c.matches(p, layers) for c, layers in resolved)]
 
     def __str__(self) -> str:
@@ -100,8 +121,13 @@ class Selector:
 def _parse_clause(raw: str, default_layers: LayerSpans | None, problems: list[str]) -> Clause:
     targets, layers = raw, default_layers
     head, at, tail = raw.rpartition("@")
+    regex_start = raw.find("re:")
     if at and _is_layer_text(tail):
-        targets, layers = head, parse_layers(tail)
+        targets, layers = head, parse_layers(tail)  # cannot fail: _is_layer_text checked it
+    elif at and (regex_start < 0 or regex_start > len(head)):
+        # outside a regex, '@' always starts a layer range
+        targets = head
+        problems.append(f"bad layer range {tail.strip()!r} in {raw!r}: use forms like 5-30, 0-3,10 or -4--1")
     kinds: set[str] = set()
     patterns: list[re.Pattern[str]] = []
     regex_at = targets.find("re:")
@@ -132,6 +158,14 @@ def _is_layer_text(text: str) -> bool:
 
 
 def select(module_map: ModuleMap, selector: str | Selector | None, layers: str | None = None) -> list[ModulePart]:
-    """Parts of `module_map` matched by `selector` (text or parsed); everything when it is empty."""
-    parsed = selector if isinstance(selector, Selector) else Selector.parse(selector, layers)
-    return parsed.select(module_map)
+    """Parts of `module_map` matched by `selector` (text or parsed); everything when it is empty.
+
+    Text is parsed and checked against the model in one go, so every problem is reported at once.
+    """
+    if isinstance(selector, Selector):
+        return selector.select(module_map)
+    problems: list[str] = []
+    chosen = Selector.parse(selector, layers, problems).select(module_map, problems)
+    if problems:
+        raise SfnErrors(problems, f"bad selector {selector!r}")
+    return chosen
