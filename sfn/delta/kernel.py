@@ -50,9 +50,11 @@ def _decode_overload(src, start, count, out):
     return decode_float
 
 
-@njit(fastmath=_VECTOR)
+# nnan lets the compiler vectorize the max; NaN weights then give meaningless sums but never a bad
+# index: the bins are computed in `_moments_and_bins`, which keeps NaN semantics.
+@njit(fastmath=_VECTOR | {"nnan"})
 def _norms_and_relative(base, tuned, relative, eps):  # pragma: no cover - compiled
-    base_sq = tuned_sq = diff_sq = dot = np.float32(0)
+    base_sq = tuned_sq = diff_sq = dot = largest = np.float32(0)
     for j in range(base.size):
         b = base[j]
         v = tuned[j]
@@ -61,16 +63,9 @@ def _norms_and_relative(base, tuned, relative, eps):  # pragma: no cover - compi
         tuned_sq += v * v
         diff_sq += d * d
         dot += b * v
+        largest = max(largest, abs(d))
         relative[j] = d / (abs(b) + eps)
-    return base_sq, tuned_sq, diff_sq, dot
-
-
-@njit(fastmath=_VECTOR | {"nnan"})
-def _max_abs_diff(base, tuned):  # pragma: no cover - compiled
-    largest = np.float32(0)
-    for j in range(base.size):
-        largest = max(largest, abs(tuned[j] - base[j]))
-    return largest
+    return base_sq, tuned_sq, diff_sq, dot, largest
 
 
 @njit(fastmath=_VECTOR)
@@ -114,12 +109,12 @@ def _accumulate(base, tuned, eps, lo, hi, sums, hist):  # pragma: no cover - com
             count = min(CHUNK, stop - start)
             b = _decode(base, start, count, base_bits)
             v = _decode(tuned, start, count, tuned_bits)
-            base_sq, tuned_sq, diff_sq, dot = _norms_and_relative(b, v, relative[:count], eps32)
+            base_sq, tuned_sq, diff_sq, dot, largest = _norms_and_relative(b, v, relative[:count], eps32)
             sums[t, BASE_SQ] += base_sq
             sums[t, TUNED_SQ] += tuned_sq
             sums[t, DIFF_SQ] += diff_sq
             sums[t, DOT] += dot
-            sums[t, MAX_ABS] = max(sums[t, MAX_ABS], _max_abs_diff(b, v))
+            sums[t, MAX_ABS] = max(sums[t, MAX_ABS], largest)
             r_n, r_s1, r_s2, r_s3, r_s4 = _moments_and_bins(relative[:count], bin_of, lo32, hi32, scale, bins)
             sums[t, R_N] += r_n
             sums[t, R_S1] += r_s1
