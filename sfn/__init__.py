@@ -27,6 +27,10 @@ _EXPORTS = {
     "rescore": "sfn.eval",
     "EvalConfig": "sfn.eval",
     "register_benchmark": "sfn.eval",
+    "run_demo": "sfn.demo",
+    "DemoSettings": "sfn.demo",
+    "write_report": "sfn.report",
+    "build_organism": "sfn.organism.build",
     "FreezeConfig": "sfn.freeze",
     **{
         name: "sfn.surgery"

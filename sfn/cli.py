@@ -140,6 +140,9 @@ main.lazy_commands = {
     "plugin": "sfn.surgery.cli:plugin_group",
     "freeze": "sfn.freeze.cli:freeze_command",
     "eval": "sfn.eval.cli:eval_command",
+    "organism": "sfn.organism.cli:organism_group",
+    "demo": "sfn.demo.cli:demo_command",
+    "report": "sfn.report.cli:report_command",
 }
 
 

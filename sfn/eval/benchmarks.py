@@ -168,6 +168,16 @@ for _builtin in (
     register_benchmark(_builtin)
 
 
+def _register_organism_math() -> None:
+    # The built-in model organism's held-out benchmark ships inside the package (sfn/organism).
+    from sfn.organism.benchmark import organism_math
+
+    register_benchmark(organism_math())
+
+
+_register_organism_math()
+
+
 def get_benchmark(name_or_spec: str | Benchmark) -> Benchmark:
     """A registered benchmark by name, or one read from a YAML spec file."""
     if isinstance(name_or_spec, Benchmark):

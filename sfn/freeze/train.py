@@ -187,6 +187,11 @@ def freeze(
         trainer.remove_callback(PrinterCallback)
     heldout_before = trainer.evaluate()["eval_loss"] if prepared.heldout and not last else None
     trainer.train(resume_from_checkpoint=last)
+    # Trainer switches the KV cache off for training; generation afterwards (the held-out score,
+    # a caller's evaluation) would run tens of times slower without it.
+    model.config.use_cache = True
+    if model.generation_config is not None:
+        model.generation_config.use_cache = True
     interrupted = interrupt.interrupted
     heldout_after = trainer.evaluate()["eval_loss"] if prepared.heldout and not interrupted else None
 

@@ -1,0 +1,36 @@
+"""`sfn demo`: diagnose a base model and its reasoning fine-tune with all four stethoscopes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sfn.cli import report_errors
+
+
+@click.command("demo")
+@click.option("--out", "-o", default="sfn-demo", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for every stage's tables and figures, report.html and report.md.")
+@click.option("--base", default=None, help="Base model (directory, .gguf or hub id); default: the built-in organism's B.")
+@click.option("--tuned", default=None, help="Its fine-tune; default: the built-in organism's R.")
+@click.option("--benchmark", default=None, help="Benchmark for --base/--tuned (default gsm8k); the organism uses organism-math.")
+@click.option("--data", default=None, help="Local benchmark file (JSONL/CSV/Parquet) for --benchmark.")
+@click.option("--train-data", default=None, help="R's training data (question/reasoning/answer JSONL) for the Freeze stage.")
+@click.option("--limit", default=None, type=int, help="Benchmark problems per evaluation (default 48).")
+@click.option("--freeze-steps", default=None, type=int, help="Optimizer steps per Freeze run (default 100).")
+@report_errors
+def demo_command(out: Path, base, tuned, benchmark, data, train_data, limit, freeze_steps) -> None:
+    """Delta, Merge, Destruction and Freeze on one pair, summed up in OUT/report.html and OUT/report.md.
+
+    Without --base/--tuned it runs on the built-in model organism (a few minutes on a laptop CPU).
+    """
+    from dataclasses import replace
+
+    from sfn.demo import DemoSettings, run_demo
+
+    overrides = {key: value for key, value in (("eval_limit", limit), ("freeze_steps", freeze_steps)) if value is not None}
+    result = run_demo(out, base=base, tuned=tuned, benchmark=benchmark, data=data, train_data=train_data,
+                      settings=replace(DemoSettings(), **overrides), on_stage=lambda message: click.echo(message, err=True))
+    click.echo(f"\n{result.report['markdown'].read_text()}")
+    click.echo(f"done in {result.index['seconds']['total']:.0f} s; open {result.report['html']}")

@@ -1,0 +1,28 @@
+"""Delta: how far each module of the tuned model moved from the base (figures and ranking)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sfn.demo.pair import DemoPair
+
+
+@dataclass
+class DeltaStage:
+    table: pd.DataFrame  # one row per (layer, kind), without the histograms
+    ranking: pd.DataFrame  # `sfn.delta.summarize`: one row per kind, rank 1 moved most
+    figures: dict[str, Path]
+
+
+def run_delta(pair: DemoPair, out: Path) -> DeltaStage:
+    """`sfn delta` on the pair, written to `out` (delta.csv, summary.json, norms/histograms/heatmap.png)."""
+    from sfn.delta import delta, summarize, write_outputs
+
+    table = delta(str(pair.base_source), str(pair.tuned_source))
+    # Small models get a histogram panel for every layer; large ones every fifth.
+    paths = write_outputs(table, out, every=1 if pair.num_layers <= 12 else 5)
+    figures = {name: paths[key] for name, key in (("norms", "norms"), ("histograms", "histograms_png"), ("heatmap", "heatmap"))}
+    return DeltaStage(table.drop(columns=["histogram"]), summarize(table), figures)

@@ -1,0 +1,62 @@
+"""Merge: the base model with one module kind taken from the tuned model (the paper's Table 1),
+each variant evaluated on the benchmark with output levels."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sfn.demo.pair import DemoPair
+from sfn.eval.grade import LEVELS
+
+# (label, model the weights start from, kinds taken from the tuned model)
+MERGE_VARIANTS = (
+    ("B", "base", None),
+    ("B + R's o", "base", "o"),
+    ("B + R's q,k,v", "base", "qkv"),
+    ("B + R's mlp", "base", "mlp"),
+    ("R", "tuned", None),
+)
+SAMPLES_FILE = "samples.jsonl"
+TABLE_FILE = "merge.csv"
+
+
+@dataclass
+class MergeStage:
+    table: pd.DataFrame  # one row per variant: accuracy, CI, mean tokens, level counts
+    samples: pd.DataFrame  # every output, with its variant, correctness and level
+
+
+def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path) -> MergeStage:
+    """Evaluate B, the three merges and R with the same settings and grader; write merge.csv and samples."""
+    from sfn.eval import evaluate
+    from sfn.surgery import merged
+
+    rows, samples = [], []
+    for label, start, taken in MERGE_VARIANTS:
+        model = pair.base if start == "base" else pair.tuned
+        edit = merged(pair.base, pair.tuned, taken) if taken else contextlib.nullcontext(model)
+        with edit:
+            result = evaluate((model, pair.tokenizer), grader=grader, **evaluation)
+        summary = result.summary
+        rows.append({
+            "variant": label,
+            "taken_from_tuned": taken or "",
+            "accuracy": summary["accuracy"],
+            "accuracy_low": summary["accuracy_ci95"][0],
+            "accuracy_high": summary["accuracy_ci95"][1],
+            "mean_tokens": summary["mean_output_tokens"],
+            "samples": summary["samples"],
+            **{f"level_{level}": summary["levels"].get(level, 0) for level in LEVELS},
+        })
+        samples.append(result.samples[["id", "question", "output", "reference", "correct", "tokens", "level", "level_reason"]]
+                       .assign(variant=label))
+    out.mkdir(parents=True, exist_ok=True)
+    table, outputs = pd.DataFrame(rows), pd.concat(samples, ignore_index=True)
+    table.to_csv(out / TABLE_FILE, index=False)
+    outputs.to_json(out / SAMPLES_FILE, orient="records", lines=True, force_ascii=False)
+    return MergeStage(table, outputs)

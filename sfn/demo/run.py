@@ -1,0 +1,144 @@
+"""`run_demo(out)`: all four stethoscopes on one pair, then the one-page report.
+
+OUT gets delta/, merge/, destruction/, freeze/ (each stage's tables and figures), demo.json (the
+index the report reads), report.html and report.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sfn.demo.delta_stage import run_delta
+from sfn.demo.destruction_stage import run_destruction
+from sfn.demo.freeze_stage import run_freeze
+from sfn.demo.merge_stage import run_merge
+from sfn.demo.pair import DemoPair, custom_pair, organism_pair
+from sfn.errors import SfnError
+
+INDEX_FILE = "demo.json"
+SMALL_MODEL_PARAMETERS = 50_000_000
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes chosen so the organism's demo takes a few minutes on two CPU cores."""
+
+    eval_limit: int = 48  # benchmark problems per Merge variant and per Freeze run
+    max_new_tokens: int = 80
+    prompt_format: str = "plain"
+    batch_size: int = 48
+    destruction_prompts: int = 4
+    freeze_steps: int = 100
+    freeze_lr: float = 3e-3
+    freeze_batch_size: int = 16
+    freeze_warmup: float = 0.1
+    seed: int = 0
+
+    def evaluation(self, pair: DemoPair) -> dict[str, Any]:
+        """Keyword arguments of `sfn.eval.evaluate` shared by every stage."""
+        return {"benchmark": pair.benchmark, "data": pair.benchmark_data, "limit": self.eval_limit,
+                "prompt_format": self.prompt_format, "max_new_tokens": self.max_new_tokens,
+                "batch_size": self.batch_size, "progress": True}
+
+    def training(self) -> dict[str, Any]:
+        return {"max_steps": self.freeze_steps, "lr": self.freeze_lr, "batch_size": self.freeze_batch_size,
+                "warmup_ratio": self.freeze_warmup, "seed": self.seed, "seq_len": 256, "heldout": 32}
+
+
+@contextlib.contextmanager
+def _threads_for(parameters: int) -> Iterator[None]:
+    """One intra-op thread for small models: their matrices are too small to split, and threads
+    that spin-wait for busy cores made training ten times slower on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    if parameters < SMALL_MODEL_PARAMETERS:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    index: dict[str, Any]
+    report: dict[str, Path] = field(default_factory=dict)
+
+
+def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = None, benchmark: str | None = None,
+             data: str | None = None, train_data: str | None = None, settings: DemoSettings = DemoSettings(),
+             on_stage: Callable[[str], None] = lambda message: None) -> DemoResult:
+    """Diagnose the organism (or `base`/`tuned`) with Delta, Merge, Destruction and Freeze; write OUT."""
+    from sfn.report import write_report
+
+    if (base is None) != (tuned is None):
+        raise SfnError("give both --base and --tuned, or neither (the built-in organism)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    on_stage("loading the pair")
+    if base is None:
+        if benchmark or data or train_data:
+            raise SfnError("--benchmark, --data and --train-data apply to a pair given with --base and --tuned")
+        pair = organism_pair(out)
+    else:
+        pair = custom_pair(base, tuned, benchmark or "gsm8k", data, train_data)
+    with _threads_for(pair.describe()["parameters"]):
+        index = _run_stages(pair, settings, out, on_stage)
+    index["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    (out / INDEX_FILE).write_text(json.dumps(index, indent=2, default=str) + "\n")
+    on_stage("writing the report")
+    report = write_report(out)
+    return DemoResult(out, index, report)
+
+
+def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Callable[[str], None]) -> dict[str, Any]:
+    """Run the four stages; the index of what they wrote (demo.json without the total time)."""
+    from sfn.eval.grade import Grader
+
+    evaluation = settings.evaluation(pair)
+    # Fluency is judged by the undamaged base model's likelihood; it must not see the merges.
+    grader = Grader(reference=(copy.deepcopy(pair.base), pair.tokenizer))
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, message: str, stage: Callable[[], Any]) -> Any:
+        on_stage(message)
+        begun = time.perf_counter()
+        result = stage()
+        seconds[name] = round(time.perf_counter() - begun, 1)
+        return result
+
+    delta = timed("delta", "[1/4] Delta: how far each module moved", lambda: run_delta(pair, out / "delta"))
+    timed("merge", "[2/4] Merge: B with R's o, q/k/v or mlp", lambda: run_merge(pair, evaluation, grader, out / "merge"))
+    destruction = timed("destruction", "[3/4] Destruction: each module kind zeroed or re-initialised",
+                        lambda: run_destruction(pair, evaluation, grader, settings.destruction_prompts, out / "destruction"))
+    freeze = None
+    if pair.train_data is not None:
+        freeze = timed("freeze", "[4/4] Freeze: fine-tuning B with only some modules trainable",
+                       lambda: run_freeze(pair, evaluation, settings.training(), out / "freeze"))
+    else:
+        on_stage("[4/4] Freeze: skipped (give --train-data with R's training data)")
+    index = {
+        "pair": pair.describe(),
+        "settings": asdict(settings),
+        "delta": {"figures": {name: str(path.relative_to(out)) for name, path in delta.figures.items()},
+                  "table": "delta/delta.csv", "summary": "delta/summary.json"},
+        "merge": {"table": "merge/merge.csv", "samples": "merge/samples.jsonl"},
+        "destruction": {"table": "destruction/destruction.csv", "layers": destruction.layers},
+        "freeze": None if freeze is None else {
+            "table": "freeze/compare.csv",
+            "losses": {preset: f"freeze/{preset}/loss.csv" for preset in freeze.losses},
+            "figure": str(freeze.loss_figure.relative_to(out)) if freeze.loss_figure else None,
+        },
+        "seconds": seconds,
+    }
+    return index

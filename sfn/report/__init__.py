@@ -1,0 +1,28 @@
+"""`sfn report DIR`: the one-page diagnosis of a demo folder, as report.html and report.md."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sfn.report.load import DemoData, load_demo
+from sfn.report.render import render_html, render_markdown
+from sfn.report.sections import build_sections
+from sfn.report.verdicts import Verdict
+
+FIGURES_DIR = "report_figures"
+
+__all__ = ["DemoData", "Verdict", "load_demo", "write_report"]
+
+
+def write_report(folder: str | Path) -> dict[str, Path]:
+    """Write FOLDER/report.html (self-contained) and FOLDER/report.md from what `sfn demo` left there."""
+    data = load_demo(folder)
+    folder = Path(folder)
+    sections = build_sections(data, folder / FIGURES_DIR)
+    title = f"sfn diagnosis: {data.pair['label']}"
+    paths = {"html": folder / "report.html", "markdown": folder / "report.md"}
+    paths["html"].write_text(render_html(sections, title), encoding="utf-8")
+    links = {path: os.path.relpath(path, folder) for section in sections for _, path in section.figures}
+    paths["markdown"].write_text(render_markdown(sections, title, links), encoding="utf-8")
+    return paths

@@ -1,0 +1,65 @@
+"""Reading a demo folder (what `sfn demo` wrote) back into tables for the report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sfn.errors import SfnError, SfnErrors
+
+INDEX_FILE = "demo.json"
+
+
+@dataclass
+class DemoData:
+    folder: Path
+    index: dict[str, Any]
+    delta_table: pd.DataFrame
+    delta_ranking: pd.DataFrame
+    delta_figures: dict[str, Path]
+    merge: pd.DataFrame
+    merge_samples: pd.DataFrame
+    destruction: pd.DataFrame
+    freeze: pd.DataFrame | None = None
+    freeze_losses: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def pair(self) -> dict[str, Any]:
+        return self.index["pair"]
+
+
+def load_demo(folder: str | Path) -> DemoData:
+    """Every table and figure of a demo folder; one error listing all missing files."""
+    from sfn.delta import summarize
+
+    folder = Path(folder)
+    index_path = folder / INDEX_FILE
+    if not index_path.is_file():
+        raise SfnError(f"{folder} holds no {INDEX_FILE}; pass the --out folder of `sfn demo`")
+    index = json.loads(index_path.read_text())
+    needed = [index["delta"]["table"], *index["delta"]["figures"].values(), index["merge"]["table"],
+              index["merge"]["samples"], index["destruction"]["table"]]
+    if index.get("freeze"):
+        needed += [index["freeze"]["table"], *index["freeze"]["losses"].values()]
+    missing = [f"{folder / name} is missing" for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise SfnErrors(missing, f"{folder} is an incomplete demo folder (rerun `sfn demo --out {folder}`)")
+    delta_table = pd.read_csv(folder / index["delta"]["table"])
+    delta_table["layer"] = delta_table["layer"].astype("Int64")
+    freeze = index.get("freeze")
+    return DemoData(
+        folder=folder,
+        index=index,
+        delta_table=delta_table,
+        delta_ranking=summarize(delta_table),
+        delta_figures={name: folder / path for name, path in index["delta"]["figures"].items()},
+        merge=pd.read_csv(folder / index["merge"]["table"], keep_default_na=False),
+        merge_samples=pd.read_json(folder / index["merge"]["samples"], lines=True, dtype=False),
+        destruction=pd.read_csv(folder / index["destruction"]["table"], keep_default_na=False),
+        freeze=pd.read_csv(folder / freeze["table"]) if freeze else None,
+        freeze_losses={preset: pd.read_csv(folder / path) for preset, path in freeze["losses"].items()} if freeze else {},
+    )

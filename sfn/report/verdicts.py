@@ -1,0 +1,153 @@
+"""Verdicts written from the numbers: per stethoscope, what was found, what it supports, how strongly.
+
+Strength is judged by simple, stated rules (shares of layers, non-overlapping 95% Wilson intervals,
+number of prompts), so a reader can check every sentence against the tables beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sfn.eval.stats import wilson_interval
+
+FLUENT_LEVELS = ("III", "IV")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    stethoscope: str
+    finding: str  # what the numbers show, with the numbers
+    supports: str  # what that supports (or does not)
+    strength: str  # strong, moderate, weak or none, with the rule that decided it
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def _interval(accuracy: float, samples: int) -> tuple[float, float]:
+    return wilson_interval(round(accuracy * samples), samples)
+
+
+def delta_verdict(ranking: pd.DataFrame) -> Verdict:
+    """Which kind moved most, in how many layers it leads, and whether its changes are bimodal."""
+    layered = ranking[ranking["layers"] > 0].sort_values("mean_rel_norm", ascending=False)
+    if layered.empty:
+        return Verdict("Delta", "no per-layer modules were compared", "nothing", "none")
+    leader = layered.sort_values(["first_in_layers", "mean_rel_norm"], ascending=False).iloc[0]
+    layers = int(leader["layers"])
+    first, bimodal = int(leader["first_in_layers"]), int(leader["bimodal_layers"])
+    others = layered[layered["kind"] != leader["kind"]]
+    ratio = leader["mean_rel_norm"] / others["mean_rel_norm"].max() if len(others) and others["mean_rel_norm"].max() > 0 else float("inf")
+    finding = (f"{leader['kind']} ranks first in relative change in {first} of {layers} layers; bimodal in {bimodal}; "
+               f"its mean relative change is {ratio:.1f}x that of the next kind ({others.iloc[0]['kind'] if len(others) else '-'})")
+    share = first / layers if layers else 0.0
+    if share >= 0.75 and ratio >= 1.5:
+        strength = f"strong (leads in {_percent(share)} of layers, {ratio:.1f}x the next kind)"
+    elif share >= 0.5:
+        strength = f"moderate (leads in {_percent(share)} of layers)"
+    else:
+        strength = f"weak (leads in only {_percent(share)} of layers)"
+    if leader["kind"] == "o":
+        supports = "the paper's observation that fine-tuning for reasoning changes o_proj most"
+    else:
+        supports = f"a different picture from the paper's: {leader['kind']}, not o, changed most"
+    return Verdict("Delta", finding, supports, strength)
+
+
+def merge_verdict(merge: pd.DataFrame) -> Verdict:
+    """How much of R's accuracy each single-kind merge brings to B, and whether it is distinguishable."""
+    rows = {row["variant"]: row for _, row in merge.iterrows()}
+    base, tuned = rows["B"], rows["R"]
+    merges = merge[~merge["variant"].isin(["B", "R"])]
+    base_high = _interval(base["accuracy"], int(base["samples"]))[1]
+    gap = tuned["accuracy"] - base["accuracy"]
+    parts, above = [], []
+    for _, row in merges.iterrows():
+        low = _interval(row["accuracy"], int(row["samples"]))[0]
+        change = 100 * (row["accuracy"] - base["accuracy"])
+        closed = f" ({change:+.0f} points vs B" + (f", {_percent(change / 100 / gap)} of the B-R gap)" if change > 0 < gap else ")")
+        level_one = int(row.get("level_I", 0))
+        parts.append(f"{row['variant']} {_percent(row['accuracy'])}{closed}"
+                     + (f", {level_one}/{int(row['samples'])} outputs nonsense (level I)" if level_one else ""))
+        if low > base_high:
+            above.append(row["variant"])
+    finding = (f"B answers {_percent(base['accuracy'])} correctly and R {_percent(tuned['accuracy'])}; "
+               + "; ".join(parts))
+    best = merges.sort_values("accuracy", ascending=False).iloc[0] if len(merges) else None
+    if above:
+        supports = f"{', '.join(above)} carries part of R's ability into B without any training"
+        strength = "strong (95% intervals of the merge and of B do not overlap)"
+    elif best is not None and best["accuracy"] > base["accuracy"]:
+        supports = f"at most a hint that {best['variant']} carries some of R's ability"
+        strength = "weak (its 95% interval overlaps B's)"
+    else:
+        supports = "no single merged kind improves on B here"
+        strength = "none"
+    return Verdict("Merge", finding, supports, strength)
+
+
+def destruction_levels(destruction: pd.DataFrame) -> pd.DataFrame:
+    """Per (kind, method): prompts, counts of each level, share fluent (III/IV) and share correct (IV)."""
+    damaged = destruction[destruction["method"] != "none"]
+    rows = []
+    for (kind, method), group in damaged.groupby(["kind", "method"], sort=False):
+        counts = group["level"].value_counts()
+        rows.append({"kind": kind, "method": method, "prompts": len(group),
+                     **{f"level_{level}": int(counts.get(level, 0)) for level in ("I", "II", "III", "IV")},
+                     "fluent_share": float(group["level"].isin(FLUENT_LEVELS).mean()),
+                     "correct_share": float((group["level"] == "IV").mean())})
+    return pd.DataFrame(rows)
+
+
+def destruction_verdict(destruction: pd.DataFrame, layers: str) -> Verdict:
+    """Which kinds the tuned model can lose (in the middle layers) and still talk, and still reason."""
+    levels = destruction_levels(destruction)
+    if levels.empty:
+        return Verdict("Destruction", "nothing was destroyed", "nothing", "none")
+    undamaged = destruction[destruction["method"] == "none"]
+    by_kind = levels.groupby("kind", sort=False).agg(fluent=("fluent_share", "min"), correct=("correct_share", "min"))
+    harmless = [kind for kind, row in by_kind.iterrows() if row["fluent"] >= 0.5]
+    breaking = [kind for kind, row in by_kind.iterrows() if row["fluent"] < 0.5]
+    reasoning_kept = [kind for kind, row in by_kind.iterrows() if row["correct"] >= 0.5]
+    prompts = int(levels["prompts"].min())
+    finding = (f"with layers {layers} destroyed (zero and reinit), outputs stay fluent and on topic (III/IV) for "
+               f"{', '.join(harmless) or 'no kind'}; they fall to I/II for {', '.join(breaking) or 'no kind'}; "
+               f"answers stay correct (IV) for {', '.join(reasoning_kept) or 'no kind'}"
+               + (f" (undamaged: {int((undamaged['level'] == 'IV').sum())}/{len(undamaged)} correct)" if len(undamaged) else ""))
+    supports = (f"conversation needs {', '.join(breaking)} in the middle layers" if breaking
+                else "no single kind in the middle layers is needed for fluent output")
+    strength = f"{'moderate' if prompts >= 20 else 'weak'} ({prompts} prompts per cell: indicative, as in the paper's Table 3)"
+    return Verdict("Destruction", finding, supports, strength)
+
+
+def freeze_verdict(freeze: pd.DataFrame, samples: int) -> Verdict:
+    """What each trainable subset reaches after the same short training: held-out loss (which moves
+    first) and benchmark accuracy, against training everything."""
+    rows = {row["preset"]: row for _, row in freeze.iterrows()}
+    accuracy = {preset: float(row["held-out accuracy"]) for preset, row in rows.items()}
+    loss = {preset: float(row["held-out loss"]) for preset, row in rows.items()}
+    finding = "; ".join(f"{preset} ({_percent(row['share'])} of parameters) held-out loss {loss[preset]:.3f}, "
+                        f"accuracy {_percent(accuracy[preset])}" for preset, row in rows.items())
+    if not {"emb+head", "emb+head+o", "all"} <= set(rows):
+        return Verdict("Freeze", finding, "the comparison needs emb+head, emb+head+o and all", "none")
+    reduction = loss["emb+head"] - loss["all"]
+    recovered = (loss["emb+head"] - loss["emb+head+o"]) / reduction if reduction > 0 else 0.0
+    finding += f"; adding o achieves {_percent(recovered)} of the held-out loss reduction that training everything achieves over emb+head"
+    with_o_low = _interval(accuracy["emb+head+o"], samples)[0]
+    without_o_high = _interval(accuracy["emb+head"], samples)[1]
+    if with_o_low > without_o_high:
+        supports = "training o (with norms) on top of embeddings and head teaches the ability"
+        strength = f"strong (accuracy 95% intervals on {samples} problems do not overlap)"
+    elif recovered >= 0.5:
+        supports = "o carries much of what fine-tuning changes: tuning it gets most of the way in held-out loss"
+        strength = "moderate (held-out loss of one seed; accuracy intervals overlap)"
+    elif recovered > 0.1:
+        supports = "training o adds to embeddings and head, but other modules matter as much or more"
+        strength = "weak (held-out loss of one seed; accuracy intervals overlap)"
+    else:
+        supports = "no advantage from training o in this run"
+        strength = "none"
+    return Verdict("Freeze", finding, supports, strength)

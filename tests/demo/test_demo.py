@@ -1,0 +1,43 @@
+"""`sfn demo` end to end on the organism (small sizes), and its command line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from sfn.demo.destruction_stage import middle_layers
+from sfn.demo.merge_stage import MERGE_VARIANTS
+
+
+def test_middle_layers_skip_the_ends():
+    assert middle_layers(6) == "1-4"
+    assert middle_layers(28) == "4-23"
+    assert middle_layers(64) == "10-53"
+    assert middle_layers(2) == "0-1"
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stethoscope_and_writes_the_report(demo_dir):
+    index = json.loads((demo_dir / "demo.json").read_text())
+    assert set(index["seconds"]) == {"delta", "merge", "destruction", "freeze", "total"}
+    merge = pd.read_csv(demo_dir / "merge" / "merge.csv")
+    assert merge["variant"].tolist() == [label for label, _, _ in MERGE_VARIANTS]
+    assert (merge[[f"level_{level}" for level in ("I", "II", "III", "IV")]].sum(axis=1) == merge["samples"]).all()
+    destruction = pd.read_csv(demo_dir / "destruction" / "destruction.csv")
+    assert {"zero", "reinit", "none"} == set(destruction["method"]) and destruction["level"].notna().all()
+    assert {"q", "k", "v", "o", "gate", "up", "down"} <= set(destruction["kind"])
+    freeze = pd.read_csv(demo_dir / "freeze" / "compare.csv")
+    assert freeze["preset"].tolist() == ["emb+head", "emb+head+o", "emb+head+qkvo", "all"]
+    for name in ("norms.png", "heatmap.png", "histograms.png"):
+        assert (demo_dir / "delta" / name).is_file()
+    assert (demo_dir / "report.html").is_file() and (demo_dir / "report.md").is_file()
+
+
+def test_demo_rejects_half_a_pair(tmp_path):
+    from sfn.demo.cli import demo_command
+
+    result = CliRunner().invoke(demo_command, ["--out", str(tmp_path), "--base", "some/model"])
+    assert result.exit_code == 2 and "both --base and --tuned" in result.output
