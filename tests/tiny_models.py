@@ -65,3 +65,20 @@ def gaussian(t: torch.Tensor, scale: float, seed: int) -> torch.Tensor:
     """t plus N(0, scale^2) noise."""
     g = torch.Generator().manual_seed(seed)
     return t + scale * torch.randn(t.shape, generator=g).to(t.dtype)
+
+
+def byte_tokenizer(chat_template: str):
+    """A tokenizer built in code: every byte is a token (no merges), so any text round-trips;
+    <s>, </s> and <pad> come first."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    specials = ["<s>", "</s>", "<pad>"]
+    vocab = {token: index for index, token in enumerate(specials + sorted(alphabet))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    tokenizer.chat_template = chat_template
+    return tokenizer

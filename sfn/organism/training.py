@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainingArguments
 
-IGNORE = -100  # label value the loss skips
+from sfn.freeze.data import IGNORE_INDEX, PaddingCollator
+
 
 
 def pretraining_blocks(tokenizer, documents: list[str], block_size: int) -> list[dict[str, torch.Tensor]]:
@@ -29,27 +30,8 @@ def finetuning_examples(tokenizer, pairs: list[tuple[str, str]]) -> list[dict[st
     examples = []
     for prompt, answer in zip(prompts, answers):
         completion = answer + [tokenizer.eos_token_id]
-        examples.append({"input_ids": prompt + completion, "labels": [IGNORE] * len(prompt) + completion})
+        examples.append({"input_ids": prompt + completion, "labels": [IGNORE_INDEX] * len(prompt) + completion})
     return examples
-
-
-class PadCollator:
-    """Right-pads a batch of examples to its longest member."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        width = max(len(example["input_ids"]) for example in batch)
-        input_ids = torch.full((len(batch), width), self.pad_id)
-        labels = torch.full((len(batch), width), IGNORE)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, example in enumerate(batch):
-            length = len(example["input_ids"])
-            input_ids[row, :length] = torch.as_tensor(example["input_ids"])
-            labels[row, :length] = torch.as_tensor(example["labels"])
-            attention_mask[row, :length] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
 
 
 class _LossRecordingTrainer(Trainer):
@@ -91,7 +73,7 @@ def train(model, dataset: list[dict[str, Any]], tokenizer, stage, seed: int, *, 
             run_name=name,
         )
         trainer = _LossRecordingTrainer(
-            model=model, args=arguments, train_dataset=dataset, data_collator=PadCollator(tokenizer.pad_token_id)
+            model=model, args=arguments, train_dataset=dataset, data_collator=PaddingCollator(tokenizer.pad_token_id)
         )
         trainer.train()
     # Trainer switches the KV cache off for training; generation without it recomputes every

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sfn.eval.backends.base import Completion
+from tiny_models import byte_tokenizer
 
 GSM8K_TEST = Path(__file__).parents[2].parent / "shared/data/gsm8k/test.jsonl"
 CHAT_TEMPLATE = (
@@ -26,19 +27,7 @@ def gsm8k_test() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    """Byte-level tokenizer with no merges: every byte is a token, so any text round-trips."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    specials = ["<s>", "</s>", "<pad>"]
-    vocab = {token: index for index, token in enumerate(specials + sorted(alphabet))}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    return byte_tokenizer(CHAT_TEMPLATE)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_models import SHARED_DATA
+from tiny_models import SHARED_DATA, byte_tokenizer
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}{{ eos_token }}\n"
@@ -19,19 +19,7 @@ GSM8K_TRAIN = SHARED_DATA / "gsm8k" / "train.jsonl"
 
 
 def make_tokenizer():
-    """Every byte is a token (no merges), so any text round-trips; 3 special tokens first."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    specials = ["<s>", "</s>", "<pad>"]
-    vocab = {token: index for index, token in enumerate(specials + sorted(alphabet))}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    return byte_tokenizer(CHAT_TEMPLATE)
 
 
 def make_model(arch: str = "llama", *, tied: bool = False, seed: int = 0):
