@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
-import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-WORK = Path(__file__).resolve().parent / "work"
+from measure import drop_caches, synthetic_pair, timed
 
 PAPER_WAY = r'''
 import sys, torch
@@ -50,35 +47,6 @@ for folder in sys.argv[1:]:
 IMPORT_BASELINE = "import torch, numba, pandas, sfn.delta, sfn.cli"
 
 
-def drop_caches() -> bool:
-    subprocess.run(["sync"], check=False)
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def timed(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS GiB) of a command, from /usr/bin/time -v."""
-    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
-    hours, minutes, seconds = (float(x) if x else 0.0 for x in wall.groups())
-    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
-    return hours * 3600 + minutes * 60 + seconds, rss_kib / 2**20
-
-
-def ensure_pair(shape: str) -> tuple[Path, Path]:
-    folder = WORK / shape
-    if not (folder / "tuned" / "config.json").exists():
-        from sfn.synthetic import make_pair
-
-        make_pair(folder, shape)
-    return folder / "base", folder / "tuned"
-
-
 def largest_tensor_fp32_gib(shape: str) -> float:
     from sfn.synthetic import SHAPES, tensor_shapes
 
@@ -92,13 +60,14 @@ def main() -> None:
     args = parser.parse_args()
     python = sys.executable
     _, baseline_rss = timed([python, "-c", IMPORT_BASELINE])
+    baseline_rss /= 1024
     cold = drop_caches()
     print(f"page cache dropped before each run: {cold}; import baseline RSS {baseline_rss:.2f} GiB\n")
     header = f"{'pair':14} {'run':6} {'wall s':>8} {'peak GiB':>9} {'above base':>10} {'vs read':>8} {'paper/sfn':>9}"
     print(header)
     print("-" * len(header))
     for shape in args.shapes:
-        base, tuned = ensure_pair(shape)
+        base, tuned = synthetic_pair(shape)
         runs = {}
         drop_caches()
         runs["read"] = timed([python, "-c", READ_ALL, str(base), str(tuned)])
@@ -108,7 +77,8 @@ def main() -> None:
         if not args.skip_paper:
             drop_caches()
             runs["paper"] = timed([python, "-c", PAPER_WAY, str(base), str(tuned)])
-        for name, (wall, rss) in runs.items():
+        for name, (wall, rss_mib) in runs.items():
+            rss = rss_mib / 1024
             vs_read = f"{wall / runs['read'][0]:.2f}x" if name != "read" else ""
             speedup = f"{runs['paper'][0] / wall:.1f}x" if name == "sfn" and "paper" in runs else ""
             print(f"{shape:14} {name:6} {wall:8.2f} {rss:9.2f} {rss - baseline_rss:10.2f} {vs_read:>8} {speedup:>9}")

@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 
-from bench_merge import WORK, make_pair
+from measure import WORK, synthetic_pair
 
 SWITCH = """
 import json, sys, time
@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     from sfn.surgery import apply_plugin, extract_plugin
 
-    base, tuned = make_pair()
+    base, tuned = synthetic_pair("qwen2.5-0.5b")
     plugin = WORK / "plugin-0.safetensors"
     extract_plugin(base, tuned, args.select, plugin, overwrite=True)
     plugins = [plugin] * args.plugins  # attached under N names: N copies in memory, as N different plugins would be

@@ -1,0 +1,41 @@
+"""What the benchmark scripts share: the work folder, generated pairs, cold caches, timed child runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+WORK = Path(__file__).resolve().parent / "work"  # git-ignored
+
+
+def synthetic_pair(shape: str) -> tuple[Path, Path]:
+    """(base, tuned) of `sfn.synthetic.make_pair(shape)` under WORK, generated on first use."""
+    folder = WORK / shape
+    if not (folder / "tuned" / "config.json").exists():
+        from sfn.synthetic import make_pair
+
+        make_pair(folder, shape)
+    return folder / "base", folder / "tuned"
+
+
+def drop_caches() -> bool:
+    """Empty the page cache (needs root); False when not allowed."""
+    subprocess.run(["sync"], check=False)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of a child process, from /usr/bin/time -v."""
+    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"{' '.join(command)[:200]} failed:\n{result.stderr[-3000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
+    hours, minutes, seconds = (float(x) if x else 0.0 for x in wall.groups())
+    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)[1])
+    return hours * 3600 + minutes * 60 + seconds, rss_kib / 1024
