@@ -22,6 +22,7 @@ MERGE_VARIANTS = (
     ("R", "tuned", None),
 )
 SAMPLES_FILE = "samples.jsonl"
+SAMPLE_COLUMNS = ("id", "question", "output", "reference", "correct", "tokens", "level", "level_reason")
 TABLE_FILE = "merge.csv"
 
 
@@ -29,6 +30,20 @@ TABLE_FILE = "merge.csv"
 class MergeStage:
     table: pd.DataFrame  # one row per variant: accuracy, CI, mean tokens, level counts
     samples: pd.DataFrame  # every output, with its variant, correctness and level
+
+
+def merge_row(label: str, taken: str | None, summary: dict[str, Any]) -> dict[str, Any]:
+    """One row of the Merge table from an evaluation summary (`sfn.evaluate(...).summary`)."""
+    return {
+        "variant": label,
+        "taken_from_tuned": taken or "",
+        "accuracy": summary["accuracy"],
+        "accuracy_low": summary["accuracy_ci95"][0],
+        "accuracy_high": summary["accuracy_ci95"][1],
+        "mean_tokens": summary["mean_output_tokens"],
+        "samples": summary["samples"],
+        **{f"level_{level}": summary["levels"].get(level, 0) for level in LEVELS},
+    }
 
 
 def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path) -> MergeStage:
@@ -42,19 +57,8 @@ def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path
         edit = merged(pair.base, pair.tuned, taken) if taken else contextlib.nullcontext(model)
         with edit:
             result = evaluate((model, pair.tokenizer), grader=grader, **evaluation)
-        summary = result.summary
-        rows.append({
-            "variant": label,
-            "taken_from_tuned": taken or "",
-            "accuracy": summary["accuracy"],
-            "accuracy_low": summary["accuracy_ci95"][0],
-            "accuracy_high": summary["accuracy_ci95"][1],
-            "mean_tokens": summary["mean_output_tokens"],
-            "samples": summary["samples"],
-            **{f"level_{level}": summary["levels"].get(level, 0) for level in LEVELS},
-        })
-        samples.append(result.samples[["id", "question", "output", "reference", "correct", "tokens", "level", "level_reason"]]
-                       .assign(variant=label))
+        rows.append(merge_row(label, taken, result.summary))
+        samples.append(result.samples[list(SAMPLE_COLUMNS)].assign(variant=label))
     out.mkdir(parents=True, exist_ok=True)
     table, outputs = pd.DataFrame(rows), pd.concat(samples, ignore_index=True)
     table.to_csv(out / TABLE_FILE, index=False)

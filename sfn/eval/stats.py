@@ -34,3 +34,24 @@ def summarize(samples: Any, extra_metrics: list[str]) -> dict[str, Any]:
     summary["truncated_share"] = float(samples["truncated"].mean()) if total else None
     summary["levels"] = {level: int((samples["level"] == level).sum()) for level in ("I", "II", "III", "IV")} if total else {}
     return summary
+
+
+def paired_difference(correct: Any, baseline: Any, z: float = Z_95) -> dict[str, float]:
+    """Accuracy of `correct` minus `baseline`, scored on the same problems (two boolean sequences).
+
+    Pairing removes the problems both get right or both get wrong from the uncertainty: the interval
+    is the paired Wald interval on the difference and `p_value` the exact two-sided McNemar test on
+    the problems exactly one of them solves. Two independent 95% intervals that overlap can still
+    hide a difference this finds.
+    """
+    pairs = list(zip(correct, baseline, strict=True))
+    total = len(pairs)
+    only_new = sum(1 for new, old in pairs if new and not old)
+    only_old = sum(1 for new, old in pairs if old and not new)
+    difference = (only_new - only_old) / total if total else 0.0
+    variance = (only_new + only_old - total * difference * difference) / (total * total) if total else 0.0
+    half_width = z * math.sqrt(max(variance, 0.0))
+    discordant = only_new + only_old
+    tail = sum(math.comb(discordant, k) for k in range(min(only_new, only_old) + 1)) / 2**discordant if discordant else 1.0
+    return {"difference": difference, "low": difference - half_width, "high": difference + half_width,
+            "only_new": only_new, "only_baseline": only_old, "p_value": min(1.0, 2 * tail)}

@@ -32,22 +32,23 @@ def typical_level(counts: dict[str, int]) -> str:
 
 
 def plot_level_map(levels: pd.DataFrame, path: Path, layers: str) -> Path:
-    """Module kind (rows) x destruction method (columns), coloured by the typical level, with counts."""
+    """Module kind (rows) x destruction condition (columns: method, or method and layer range),
+    coloured by the typical level, with counts."""
     from matplotlib.colors import ListedColormap
 
     plt = _pyplot()
     kinds = list(dict.fromkeys(levels["kind"]))
-    methods = list(dict.fromkeys(levels["method"]))
-    figure, axis = plt.subplots(figsize=(1.9 * len(methods) + 2.2, 0.5 * len(kinds) + 1.4))
-    grid = [[0] * len(methods) for _ in kinds]
+    conditions = list(dict.fromkeys(levels["condition"]))
+    figure, axis = plt.subplots(figsize=(1.9 * len(conditions) + 2.2, 0.5 * len(kinds) + 1.4))
+    grid = [[0] * len(conditions) for _ in kinds]
     for _, row in levels.iterrows():
         counts = {level: int(row[f"level_{level}"]) for level in LEVEL_VALUES}
-        i, j = kinds.index(row["kind"]), methods.index(row["method"])
+        i, j = kinds.index(row["kind"]), conditions.index(row["condition"])
         grid[i][j] = LEVEL_VALUES[typical_level(counts)]
         label = " ".join(f"{level}:{count}" for level, count in counts.items() if count)
         axis.text(j, i, label, ha="center", va="center", fontsize=8, color="black")
     axis.imshow(grid, cmap=ListedColormap(list(LEVEL_COLOURS.values())), vmin=0.5, vmax=4.5, aspect="auto")
-    axis.set_xticks(range(len(methods)), methods)
+    axis.set_xticks(range(len(conditions)), conditions)
     axis.set_yticks(range(len(kinds)), kinds)
     axis.set_title(f"Destruction of layers {layers}: typical output level", fontsize=10)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in LEVEL_COLOURS.values()]

@@ -107,19 +107,21 @@ def destruction_section(data: DemoData, scratch: Path) -> Section:
     rows, row_levels = [], []
     for _, cell in levels.iterrows():
         counts = {level: int(cell[f"level_{level}"]) for level in ("I", "II", "III", "IV")}
-        example = first[(first["kind"] == cell["kind"]) & (first["method"] == cell["method"])]
-        rows.append([cell["kind"], cell["method"], typical_level(counts),
+        example = first[((first["kind"] == cell["kind"]) | (cell["method"] == "remove")) & (first["method"] == cell["method"])
+                        & (first.get("layers", cell["layers"]) == cell["layers"])]
+        rows.append([cell["kind"], cell["condition"], typical_level(counts),
                      " ".join(f"{level}:{count}" for level, count in counts.items() if count),
                      _short(example["output"].iloc[0]) if len(example) else ""])
         row_levels.append(typical_level(counts))
     undamaged = first[first["method"] == "none"]
-    intro = (f"Each linear module kind of R zeroed or re-initialised in layers {layers}; answers to "
-             f"{data.destruction['prompt'].nunique()} problems graded I-IV.")
+    model = data.index["destruction"].get("model", "R")
+    intro = (f"Each linear module kind of {model} zeroed or re-initialised in layers {layers}; answers to "
+             f"{data.destruction['prompt'].nunique()} prompts graded I-IV.")
     if len(undamaged):
-        intro += f" Undamaged R answers the first one: \u201c{_short(undamaged['output'].iloc[0])}\u201d"
-    table = Table(["kind", "method", "typical level", "levels", "example output (first problem)"], rows, row_levels)
+        intro += f" Undamaged {model} answers the first one: \u201c{_short(undamaged['output'].iloc[0])}\u201d"
+    table = Table(["kind", "method", "typical level", "levels", "example output (first prompt)"], rows, row_levels)
     return Section("Destruction", intro, destruction_verdict(data.destruction, layers),
-                   [("Level map with example outputs", table)], [("Level map: module kind x destruction method", figure)])
+                   [("Level map with example outputs", table)], [("Level map: module kind x destruction method (and layer range)", figure)])
 
 
 def freeze_section(data: DemoData, scratch: Path) -> Section | None:

@@ -89,13 +89,22 @@ def merge_verdict(merge: pd.DataFrame) -> Verdict:
     return Verdict("Merge", finding, supports, strength)
 
 
+REMOVED_KIND = "whole layer"  # `remove` drops every module of the layers at once
+
+
 def destruction_levels(destruction: pd.DataFrame) -> pd.DataFrame:
-    """Per (kind, method): prompts, counts of each level, share fluent (III/IV) and share correct (IV)."""
+    """Per (kind, method, layer range): prompts, counts of each level, share fluent (III/IV) and share
+    correct (IV). `condition` names the column of the level map: the method, with the layer range
+    when the table destroys more than one."""
     damaged = destruction[destruction["method"] != "none"]
+    if "layers" not in damaged:
+        damaged = damaged.assign(layers="")
+    several_ranges = damaged["layers"].nunique() > 1
     rows = []
-    for (kind, method), group in damaged.groupby(["kind", "method"], sort=False):
+    for (kind, method, layers), group in damaged.groupby(["kind", "method", "layers"], sort=False):
         counts = group["level"].value_counts()
-        rows.append({"kind": kind, "method": method, "prompts": len(group),
+        rows.append({"kind": REMOVED_KIND if method == "remove" else kind, "method": method, "layers": layers,
+                     "condition": f"{method} {layers}" if several_ranges else method, "prompts": len(group),
                      **{f"level_{level}": int(counts.get(level, 0)) for level in ("I", "II", "III", "IV")},
                      "fluent_share": float(group["level"].isin(FLUENT_LEVELS).mean()),
                      "correct_share": float((group["level"] == "IV").mean())})

@@ -64,6 +64,19 @@ def test_destruction_verdict_separates_harmless_from_breaking_kinds():
     assert verdict.strength.startswith("weak (4 prompts")
 
 
+def test_destruction_levels_split_layer_ranges_and_name_removed_layers():
+    rows = [{"method": "none", "kind": "-", "layers": "all", "prompt": 0, "level": "III"}]
+    for layers, level in (("2-14", "III"), ("15-27", "I")):
+        rows += [{"method": "zero", "kind": "o", "layers": layers, "prompt": p, "level": level} for p in range(3)]
+        rows += [{"method": "remove", "kind": "-", "layers": layers, "prompt": p, "level": "II"} for p in range(3)]
+    levels = destruction_levels(pd.DataFrame(rows))
+    assert levels["condition"].tolist() == ["zero 2-14", "remove 2-14", "zero 15-27", "remove 15-27"]
+    assert levels["kind"].tolist() == ["o", "whole layer", "o", "whole layer"]
+    assert levels["level_III"].tolist() == [3, 0, 0, 0] and levels["level_I"].tolist() == [0, 0, 3, 0]
+    one_range = destruction_levels(pd.DataFrame([row for row in rows if row["layers"] in ("all", "2-14")]))
+    assert one_range["condition"].tolist() == ["zero", "remove"]
+
+
 def test_freeze_verdict_compares_o_with_embeddings_and_everything():
     table = pd.DataFrame([
         {"preset": "emb+head", "share": 0.1, "held-out accuracy": 0.05, "held-out loss": 0.9},

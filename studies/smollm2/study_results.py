@@ -1,0 +1,302 @@
+"""From the finished jobs in the cache to the study's published results: `results/` (a folder that
+`sfn report` reads, plus the study's own tables) and README.md, rendered from README.in.md.
+
+Nothing here computes a model output; it only gathers what the jobs wrote, so rerunning it (a rerun
+of the study with every job done) rewrites the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from study_jobs import DONE_FILE, base_dir, job_dir
+from study_settings import HERE, StudySettings
+
+TEMPLATE = "README.in.md"
+DELTA_FILES = ("delta.csv", "summary.json", "norms.png", "histograms.png", "heatmap.png")
+LEVELS = ("I", "II", "III", "IV")
+
+
+def _done(cache: Path, name: str) -> dict[str, Any]:
+    return json.loads((job_dir(cache, name) / DONE_FILE).read_text())
+
+
+def _samples(cache: Path, label: str) -> pd.DataFrame:
+    return pd.read_json(job_dir(cache, f"eval:{label}") / "run" / "samples.jsonl", lines=True, dtype=False)
+
+
+def write_results(cache: Path, out: Path, settings: StudySettings) -> list[Path]:
+    """Write OUT/results/ (replacing it whole) and OUT/README.md; the paths written."""
+    from sfn.report import write_report
+
+    staging = out / "results.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    index = {"pair": _pair(cache, settings), "settings": {**asdict(settings), "freeze_steps": settings.train_steps},
+             "delta": _delta(cache, staging), "merge": _merge(cache, staging, settings),
+             "destruction": _destruction(cache, staging, settings), "freeze": _freeze(cache, staging, settings),
+             "seconds": _stage_seconds(cache, settings)}
+    (staging / "demo.json").write_text(json.dumps(index, indent=2, default=str) + "\n")
+    write_report(staging)
+    results = out / "results"
+    shutil.rmtree(results, ignore_errors=True)
+    staging.rename(results)
+    readme = out / "README.md"
+    readme.write_text(render_readme((HERE / TEMPLATE).read_text(), tables(cache, results, settings)))
+    return [results, readme]
+
+
+def _pair(cache: Path, settings: StudySettings) -> dict[str, Any]:
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(base_dir(cache))
+    return {"label": f"{settings.base_source().name} (B) and its full GSM8K fine-tune (R)",
+            "base": settings.base_source().name, "tuned": "B + sfn freeze --train all (this study)",
+            "model_type": config.model_type, "num_layers": config.num_hidden_layers,
+            "parameters": _done(cache, "base")["parameters"], "benchmark": "gsm8k", "provenance": {}}
+
+
+def _delta(cache: Path, staging: Path) -> dict[str, Any]:
+    folder = staging / "delta"
+    folder.mkdir()
+    for name in DELTA_FILES:
+        shutil.copy2(job_dir(cache, "delta") / "delta" / name, folder / name)
+    return {"figures": {name: f"delta/{name}.png" for name in ("norms", "histograms", "heatmap")},
+            "table": "delta/delta.csv", "summary": "delta/summary.json"}
+
+
+def _merge(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
+    from sfn.demo.merge_stage import SAMPLE_COLUMNS, merge_row
+
+    rows, samples = [], []
+    for label, _, taken in settings.merge_variants:
+        rows.append(merge_row(label, taken, _done(cache, f"eval:{label}")["summary"]))
+        samples.append(_samples(cache, label)[list(SAMPLE_COLUMNS)].assign(variant=label))
+    (staging / "merge").mkdir()
+    pd.DataFrame(rows).to_csv(staging / "merge" / "merge.csv", index=False)
+    pd.concat(samples, ignore_index=True).to_json(staging / "merge" / "samples.jsonl", orient="records", lines=True,
+                                                  force_ascii=False)
+    return {"table": "merge/merge.csv", "samples": "merge/samples.jsonl"}
+
+
+def _destruction(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
+    (staging / "destruction").mkdir()
+    shutil.copy2(job_dir(cache, "destroy") / "destruction.csv", staging / "destruction" / "destruction.csv")
+    return {"table": "destruction/destruction.csv", "layers": ", ".join(settings.destruction_layers), "model": "B"}
+
+
+def _freeze(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
+    from sfn.demo.merge_stage import SAMPLE_COLUMNS
+    from sfn.freeze.report import compare_table, write_overlay, write_run_report
+
+    folder = staging / "freeze"
+    runs = []
+    for preset in settings.presets:
+        metrics = _done(cache, f"train:{preset}")["metrics"]
+        label = "R" if preset == "all" else preset
+        summary = _done(cache, f"eval:{label}")["summary"]
+        # The held-out score is the study's 200-problem evaluation, the same one as the Merge table's.
+        metrics = {**metrics, "heldout_score": {"accuracy": summary["accuracy"], "samples": summary["samples"]}}
+        loss = pd.read_csv(job_dir(cache, f"train:{preset}") / "run" / "loss.csv")
+        write_run_report(folder / preset, loss, metrics)
+        runs.append(metrics)
+    compare_table(runs).to_csv(folder / "compare.csv", index=False)
+    # Every preset's outputs but R's, which merge/samples.jsonl holds.
+    outputs = [_samples(cache, preset)[list(SAMPLE_COLUMNS)].assign(variant=preset) for preset in settings.presets if preset != "all"]
+    pd.concat(outputs, ignore_index=True).to_json(folder / "samples.jsonl", orient="records", lines=True, force_ascii=False)
+    figure = write_overlay(folder)
+    return {"table": "freeze/compare.csv", "losses": {preset: f"freeze/{preset}/loss.csv" for preset in settings.presets},
+            "figure": str(figure.relative_to(staging)) if figure else None}
+
+
+def _stage_seconds(cache: Path, settings: StudySettings) -> dict[str, float]:
+    def total(names: list[str]) -> float:
+        return round(sum(_done(cache, name)["seconds"] for name in names), 1)
+
+    evaluated = {label for label, _, _ in settings.merge_variants}
+    return {"delta": total(["delta"]), "merge": total([f"eval:{label}" for label in evaluated]),
+            "destruction": total(["destroy"]),
+            "freeze": total([f"train:{p}" for p in settings.presets] + [f"eval:{p}" for p in settings.presets if p != "all"])}
+
+
+# ---- the README's tables --------------------------------------------------------------------
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(value).replace("|", "\\|") for value in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _evaluation_row(cache: Path, label: str, baseline: pd.DataFrame) -> dict[str, str]:
+    from sfn.eval.stats import paired_difference
+
+    summary = _done(cache, f"eval:{label}")["summary"]
+    samples = _samples(cache, label).set_index("id").loc[baseline["id"]]
+    paired = paired_difference(samples["correct"].tolist(), baseline["correct"].tolist())
+    low, high = summary["accuracy_ci95"]
+    levels = summary["levels"]
+    return {
+        "accuracy": f"{summary['accuracy']:.1%} ({int(round(summary['accuracy'] * summary['samples']))}/{summary['samples']})",
+        "95% CI": f"{low:.1%}-{high:.1%}",
+        "vs B, paired (95% CI)": "-" if label == "B" else
+        f"{100 * paired['difference']:+.1f} pts ({100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}); p={paired['p_value']:.2g}",
+        "mean tokens": f"{summary['mean_output_tokens']:.0f}",
+        "hit the limit": f"{summary['truncated_share']:.0%}",
+        **{level: str(levels.get(level, 0)) for level in LEVELS},
+    }
+
+
+def tables(cache: Path, results: Path, settings: StudySettings) -> dict[str, str]:
+    """Placeholder name -> Markdown, for README.in.md."""
+    from sfn.delta import summarize
+    from sfn.report.figures import typical_level
+    from sfn.report.verdicts import destruction_levels
+
+    baseline = _samples(cache, "B")
+    merge = pd.DataFrame([{"model": label, **_evaluation_row(cache, label, baseline)} for label, _, _ in settings.merge_variants])
+
+    compare = pd.read_csv(results / "freeze" / "compare.csv")
+    freeze_rows = []
+    for preset, (_, row) in zip(settings.presets, compare.iterrows()):
+        metrics = _done(cache, f"train:{preset}")["metrics"]
+        evaluation = _evaluation_row(cache, "R" if preset == "all" else preset, baseline)
+        freeze_rows.append({
+            "trainable": preset, "parameters": f"{row['trainable params'] / 1e6:.1f} M ({row['share']:.1%})",
+            "held-out loss (before → after)": f"{metrics['heldout_loss_before']:.3f} → {metrics['heldout_loss']:.3f}",
+            "GSM8K accuracy (95% CI)": f"{evaluation['accuracy']} ({evaluation['95% CI']})",
+            "vs B, paired": evaluation["vs B, paired (95% CI)"], "mean tokens": evaluation["mean tokens"],
+            "levels I/II/III/IV": "/".join(evaluation[level] for level in LEVELS),
+            "train time": f"{_done(cache, f'train:{preset}')['seconds'] / 60:.1f} min",
+            "tokens/s": f"{row['tokens/s']:.0f}", "speed vs all": f"{row.get('speed vs all', float('nan')):.2f}x",
+            "peak memory": f"{row['peak memory'] / 2**20:.0f} MiB",
+        })
+
+    destruction = pd.read_csv(results / "destruction" / "destruction.csv", keep_default_na=False)
+    levels = destruction_levels(destruction)
+    grid: dict[str, dict[str, str]] = {}
+    for _, cell in levels.iterrows():
+        counts = {level: int(cell[f"level_{level}"]) for level in LEVELS}
+        detail = " ".join(f"{level}:{count}" for level, count in counts.items() if count)
+        grid.setdefault(cell["kind"], {})[cell["condition"]] = f"**{typical_level(counts)}** ({detail})"
+    conditions = list(dict.fromkeys(levels["condition"]))
+    destruction_map = pd.DataFrame([{"module": kind, **{c: cells.get(c, "") for c in conditions}} for kind, cells in grid.items()])
+    undamaged = destruction[destruction["method"] == "none"]["level"].value_counts()
+
+    ranking = summarize(pd.read_csv(results / "delta" / "delta.csv"))
+    delta = pd.DataFrame({"rank": ranking["rank"], "kind": ranking["kind"],
+                          "mean relative change": ranking["mean_rel_norm"].map("{:.2e}".format),
+                          "first in layers": [f"{a}/{b}" if b else "-" for a, b in zip(ranking["first_in_layers"], ranking["layers"])],
+                          "bimodal layers": [f"{a}/{b}" if b else "-" for a, b in zip(ranking["bimodal_layers"], ranking["layers"])]})
+    return {
+        **_numbers(cache, settings, baseline, ranking),
+        "machine": _machine(),
+        "timing": _timing(cache),
+        "settings": _settings_table(settings),
+        "delta_table": _markdown(delta),
+        "merge_table": _markdown(merge),
+        "freeze_table": _markdown(pd.DataFrame(freeze_rows)),
+        "destruction_table": _markdown(destruction_map),
+        "destruction_undamaged": ", ".join(f"{level}: {count}" for level, count in sorted(undamaged.items())),
+        "prompts": "\n".join(f"{i + 1}. {prompt}" for i, prompt in enumerate(settings.conversation_prompts)),
+        "verdicts": _verdicts(results),
+    }
+
+
+def number_key(label: str) -> str:
+    """A placeholder-friendly name for an evaluated model: 'B + R's q,k,v' -> 'merge_qkv', 'emb+head+o' -> 'emb_head_o'."""
+    return label.replace("B + R's ", "merge_").replace(",", "").replace("+", "_")
+
+
+def _numbers(cache: Path, settings: StudySettings, baseline: pd.DataFrame, ranking: pd.DataFrame) -> dict[str, str]:
+    """Single numbers the prose quotes, so that a rerun can never leave the text behind its tables:
+    acc_<model>, ci_<model>, diff_<model> (paired, vs B), tokens_<model>, levels_<model>, and Delta's ranks."""
+    from sfn.eval.stats import paired_difference
+
+    values = {}
+    for label in settings.variants():
+        summary = _done(cache, f"eval:{label}")["summary"]
+        samples = _samples(cache, label).set_index("id").loc[baseline["id"]]
+        paired = paired_difference(samples["correct"].tolist(), baseline["correct"].tolist())
+        key = number_key(label)
+        values[f"acc_{key}"] = f"{summary['accuracy']:.1%}"
+        values[f"ci_{key}"] = f"{summary['accuracy_ci95'][0]:.1%}-{summary['accuracy_ci95'][1]:.1%}"
+        values[f"diff_{key}"] = (f"{100 * paired['difference']:+.1f} points (95% CI {100 * paired['low']:+.1f} to "
+                                 f"{100 * paired['high']:+.1f}, p={paired['p_value']:.2g})")
+        values[f"tokens_{key}"] = f"{summary['mean_output_tokens']:.0f}"
+        values[f"levels_{key}"] = ", ".join(f"{level} {summary['levels'].get(level, 0)}" for level in LEVELS)
+    layered = ranking[ranking["layers"] > 0]
+    order = layered.sort_values("mean_rel_norm", ascending=False)["kind"].tolist()
+    o = layered[layered["kind"] == "o"].iloc[0]
+    values.update(delta_order=", ".join(order), o_rank=str(order.index("o") + 1), o_first_layers=f"{o['first_in_layers']}/{o['layers']}",
+                  o_bimodal_layers=f"{o['bimodal_layers']}/{o['layers']}")
+    return values
+
+
+def _verdicts(results: Path) -> str:
+    """The findings `sfn report` computed (the same text as results/report.md)."""
+    lines, heading = [], None
+    for line in (results / "report.md").read_text().splitlines():
+        if line.startswith("## "):
+            heading = line.replace("## ", "**", 1) + ".**"
+        elif line.startswith("> ") and heading:
+            lines += ["", heading] if heading not in lines else []
+            lines.append(line)
+    return "\n".join(lines).strip()
+
+
+def _machine() -> str:
+    import torch
+    import transformers
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else platform.processor()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    from sfn import __version__
+
+    return (f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, no GPU; Python {platform.python_version()}, "
+            f"torch {torch.__version__}, transformers {transformers.__version__}, sfn {__version__}")
+
+
+def _timing(cache: Path) -> str:
+    rows = []
+    for folder in sorted((cache / "jobs").iterdir()):
+        if (folder / DONE_FILE).is_file():
+            done = json.loads((folder / DONE_FILE).read_text())
+            rows.append({"job": done["job"], "minutes": f"{done['seconds'] / 60:.1f}"})
+    runs = [json.loads(line) for line in (cache / "runs.jsonl").read_text().splitlines() if line.strip()]
+    wall = sum(run["seconds"] for run in runs)
+    return (_markdown(pd.DataFrame(rows)) + f"\n\nWall-clock time of the study: **{wall / 60:.0f} min** "
+            f"over {len(runs)} invocation(s) of the run script, two jobs at a time (one core each).")
+
+
+def _settings_table(settings: StudySettings) -> str:
+    rows = [
+        ("training data", f"first {settings.train_examples} problems of GSM8K train ({settings.heldout} held out for the loss)"),
+        ("training", f"{settings.train_steps} steps x batch {settings.train_batch_size}, seq len {settings.seq_len}, "
+                     f"AdamW lr {settings.lr:g} cosine, {settings.warmup_ratio:.0%} warm-up, seed {settings.seed}; loss on the response only"),
+        ("prompt", f"{settings.prompt_format} template, instruction to box the answer; same for training and evaluation"),
+        ("evaluation", f"first {settings.eval_limit} problems of GSM8K test, greedy, at most {settings.max_new_tokens} new tokens, "
+                       f"batch {settings.eval_batch_size}"),
+        ("destruction", f"{len(settings.conversation_prompts)} conversation prompts, {settings.destruction_max_new_tokens} new tokens, "
+                        f"layers {' and '.join(settings.destruction_layers)}, methods {', '.join(settings.destruction_methods)}"),
+    ]
+    return _markdown(pd.DataFrame(rows, columns=["what", "choice"]))
+
+
+def render_readme(template: str, values: dict[str, str]) -> str:
+    """Replace every {{name}} of the template; a name without a value is an error, not a silent gap."""
+    import re
+
+    missing = sorted(set(re.findall(r"\{\{(\w+)\}\}", template)) - set(values))
+    if missing:
+        raise KeyError(f"{TEMPLATE} names {missing}, which the study does not produce")
+    return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], template)

@@ -1,0 +1,84 @@
+"""The SmolLM2 study's script, end to end on a tiny model (its `smoke` profile): every job runs,
+the results folder is one `sfn report` reads, README.md is rendered with every table, and a rerun
+redoes only what is missing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import transformers as tf
+from tiny_models import SHARED_DATA, byte_tokenizer
+
+STUDY = Path(__file__).resolve().parents[2] / "studies" / "smollm2"
+CHAT = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+
+pytestmark = pytest.mark.skipif(not (SHARED_DATA / "gsm8k" / "train.jsonl").is_file(), reason="needs ../shared/data/gsm8k")
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    config = tf.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+                            num_key_value_heads=2, vocab_size=320, bos_token_id=0, eos_token_id=1, pad_token_id=2)
+    folder = tmp_path_factory.mktemp("tiny_base")
+    tf.AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    byte_tokenizer(CHAT).save_pretrained(folder)
+    return folder
+
+
+def run_study(base: Path, cache: Path, out: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(STUDY / "run_study.py"), "--profile", "smoke", "--base", str(base),
+               "--cache", str(cache), "--out", str(out)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def study(tiny_base, tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    cache, out = tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("out")
+    return cache, out, run_study(tiny_base, cache, out)
+
+
+def test_every_job_runs_and_the_readme_holds_every_table(study):
+    cache, out, first = study
+    assert first.returncode == 0, first.stderr[-3000:]
+    jobs = sorted(path.parent.name for path in (cache / "jobs").glob("*/done.json"))
+    assert len(jobs) == 16 and "train-all" in jobs and "eval-B___Rs_o" in jobs
+    readme = (out / "README.md").read_text()
+    assert "{{" not in readme
+    for row in ("| B + R's o |", "| B + R's q,k,v |", "| B + R's mlp |", "| R |", "| emb+head+qkvo |", "| whole layer |"):
+        assert row in readme
+    index = json.loads((out / "results" / "demo.json").read_text())
+    assert index["destruction"] == {"table": "destruction/destruction.csv", "layers": "1-2", "model": "B"}
+    assert (out / "results" / "report.html").is_file() and (out / "results" / "delta" / "norms.png").is_file()
+
+
+def test_results_are_a_folder_sfn_report_rewrites(study):
+    from click.testing import CliRunner
+
+    from sfn.cli import main
+
+    _, out, _ = study
+    result = CliRunner().invoke(main, ["report", str(out / "results")])
+    assert result.exit_code == 0, result.output
+    assert "Each linear module kind of B zeroed or re-initialised in layers 1-2" in (out / "results" / "report.md").read_text()
+
+
+def test_a_rerun_redoes_only_the_missing_job(study, tiny_base):
+    cache, out, _ = study
+    merge_done = cache / "jobs" / "eval-B___Rs_mlp" / "done.json"
+    merge_done.unlink()
+    second = run_study(tiny_base, cache, out)
+    assert second.returncode == 0, second.stderr[-3000:]
+    started = [line.split("start ", 1)[1] for line in second.stdout.splitlines() if " start " in line]
+    assert started == ["eval:B + R's mlp"] and merge_done.is_file()
+
+
+def test_missing_inputs_are_all_reported(tmp_path):
+    result = subprocess.run([sys.executable, str(STUDY / "run_study.py"), "--base", str(tmp_path / "nowhere"),
+                             "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--base" in result.stderr and "nowhere" in result.stderr
