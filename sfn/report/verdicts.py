@@ -112,22 +112,43 @@ def destruction_levels(destruction: pd.DataFrame) -> pd.DataFrame:
 
 
 def destruction_verdict(destruction: pd.DataFrame, layers: str) -> Verdict:
-    """Which kinds the tuned model can lose (in the middle layers) and still talk, and still reason."""
+    """Which kinds the model can lose (zero and reinit alike) and still talk, and still reason.
+
+    With several layer ranges each is judged on its own; a range that leaves no kind fluent says
+    only that it is too wide, so the supported claim comes from the ranges where some kind survives.
+    """
     levels = destruction_levels(destruction)
     if levels.empty:
         return Verdict("Destruction", "nothing was destroyed", "nothing", "none")
     undamaged = destruction[destruction["method"] == "none"]
-    by_kind = levels.groupby("kind", sort=False).agg(fluent=("fluent_share", "min"), correct=("correct_share", "min"))
-    harmless = [kind for kind, row in by_kind.iterrows() if row["fluent"] >= 0.5]
-    breaking = [kind for kind, row in by_kind.iterrows() if row["fluent"] < 0.5]
-    reasoning_kept = [kind for kind, row in by_kind.iterrows() if row["correct"] >= 0.5]
+    ranges = list(dict.fromkeys(levels["layers"]))
+    parts, informative, harmless_everywhere, breaking_somewhere = [], [], None, set()
+    for layer_range in ranges:
+        by_kind = (levels[levels["layers"] == layer_range].groupby("kind", sort=False)
+                   .agg(fluent=("fluent_share", "min"), correct=("correct_share", "min")))
+        harmless = [kind for kind, row in by_kind.iterrows() if row["fluent"] >= 0.5]
+        breaking = [kind for kind, row in by_kind.iterrows() if row["fluent"] < 0.5]
+        kept = [kind for kind, row in by_kind.iterrows() if row["correct"] >= 0.5]
+        where = f"layers {layer_range}" if len(ranges) > 1 else f"with layers {layers}"
+        parts.append(f"{where} destroyed (zero and reinit), outputs stay fluent and on topic (III/IV) for "
+                     f"{', '.join(harmless) or 'no kind'}; they fall to I/II for {', '.join(breaking) or 'no kind'}; "
+                     f"answers stay correct (IV) for {', '.join(kept) or 'no kind'}")
+        if harmless or len(ranges) == 1:
+            informative.append(layer_range)
+            harmless_everywhere = [k for k in harmless if harmless_everywhere is None or k in harmless_everywhere]
+            breaking_somewhere |= set(breaking)
+    finding = "; ".join(parts) + (f" (undamaged: {int((undamaged['level'] == 'IV').sum())}/{len(undamaged)} correct)"
+                                  if len(undamaged) else "")
+    if not informative:
+        supports = "every range destroyed breaks every kind: narrower ranges are needed to tell the kinds apart"
+    else:
+        needed = [kind for kind in dict.fromkeys(levels["kind"]) if kind in breaking_somewhere]
+        scope = "in the middle layers" if len(ranges) == 1 else f"in layers {', '.join(informative)}"
+        supports = (f"conversation needs {', '.join(needed)} {scope}" if needed
+                    else f"no single kind {scope} is needed for fluent output")
+        if len(ranges) > 1 and harmless_everywhere:
+            supports += f"; it survives losing {', '.join(harmless_everywhere)} in every one of them"
     prompts = int(levels["prompts"].min())
-    finding = (f"with layers {layers} destroyed (zero and reinit), outputs stay fluent and on topic (III/IV) for "
-               f"{', '.join(harmless) or 'no kind'}; they fall to I/II for {', '.join(breaking) or 'no kind'}; "
-               f"answers stay correct (IV) for {', '.join(reasoning_kept) or 'no kind'}"
-               + (f" (undamaged: {int((undamaged['level'] == 'IV').sum())}/{len(undamaged)} correct)" if len(undamaged) else ""))
-    supports = (f"conversation needs {', '.join(breaking)} in the middle layers" if breaking
-                else "no single kind in the middle layers is needed for fluent output")
     strength = f"{'moderate' if prompts >= 20 else 'weak'} ({prompts} prompts per cell: indicative, as in the paper's Table 3)"
     return Verdict("Destruction", finding, supports, strength)
 

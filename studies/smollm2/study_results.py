@@ -151,8 +151,15 @@ def _evaluation_row(cache: Path, label: str, baseline: pd.DataFrame) -> dict[str
         f"{100 * paired['difference']:+.1f} pts ({100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}); p={paired['p_value']:.2g}",
         "mean tokens": f"{summary['mean_output_tokens']:.0f}",
         "hit the limit": f"{summary['truncated_share']:.0%}",
+        "boxed answer": f"{boxed_share(samples):.0%}",
         **{level: str(levels.get(level, 0)) for level in LEVELS},
     }
+
+
+def boxed_share(samples: pd.DataFrame) -> float:
+    """Share of outputs that box their answer, the format R was trained to end with ('Final Answer: \\boxed{..}');
+    B was asked to box it too, by the instruction, and mostly does not."""
+    return float(samples["output"].str.contains("\\boxed{", regex=False).mean())
 
 
 def tables(cache: Path, results: Path, settings: StudySettings) -> dict[str, str]:
@@ -174,6 +181,7 @@ def tables(cache: Path, results: Path, settings: StudySettings) -> dict[str, str
             "held-out loss (before → after)": f"{metrics['heldout_loss_before']:.3f} → {metrics['heldout_loss']:.3f}",
             "GSM8K accuracy (95% CI)": f"{evaluation['accuracy']} ({evaluation['95% CI']})",
             "vs B, paired": evaluation["vs B, paired (95% CI)"], "mean tokens": evaluation["mean tokens"],
+            "boxed answer": evaluation["boxed answer"],
             "levels I/II/III/IV": "/".join(evaluation[level] for level in LEVELS),
             "train time": f"{_done(cache, f'train:{preset}')['seconds'] / 60:.1f} min",
             "tokens/s": f"{row['tokens/s']:.0f}", "speed vs all": f"{row.get('speed vs all', float('nan')):.2f}x",
@@ -232,12 +240,27 @@ def _numbers(cache: Path, settings: StudySettings, baseline: pd.DataFrame, ranki
         values[f"diff_{key}"] = (f"{100 * paired['difference']:+.1f} points (95% CI {100 * paired['low']:+.1f} to "
                                  f"{100 * paired['high']:+.1f}, p={paired['p_value']:.2g})")
         values[f"tokens_{key}"] = f"{summary['mean_output_tokens']:.0f}"
+        values[f"boxed_{key}"] = f"{boxed_share(samples):.0%}"
+        values[f"truncated_{key}"] = f"{summary['truncated_share']:.0%}"
         values[f"levels_{key}"] = ", ".join(f"{level} {summary['levels'].get(level, 0)}" for level in LEVELS)
     layered = ranking[ranking["layers"] > 0]
     order = layered.sort_values("mean_rel_norm", ascending=False)["kind"].tolist()
     o = layered[layered["kind"] == "o"].iloc[0]
+    leaders = layered[layered["first_in_layers"] > 0].sort_values("first_in_layers", ascending=False)
+    linear = layered[~layered["kind"].str.contains("norm")]["mean_rel_norm"]
     values.update(delta_order=", ".join(order), o_rank=str(order.index("o") + 1), o_first_layers=f"{o['first_in_layers']}/{o['layers']}",
-                  o_bimodal_layers=f"{o['bimodal_layers']}/{o['layers']}")
+                  o_bimodal_layers=f"{o['bimodal_layers']}/{o['layers']}",
+                  delta_leaders=", ".join(f"{r['kind']} in {r['first_in_layers']}" for _, r in leaders.iterrows()),
+                  delta_linear_range=f"{linear.min():.2e} to {linear.max():.2e}")
+    # Held-out loss of each Freeze preset, and the share of `all`'s reduction over emb+head each reaches.
+    losses = {preset: _done(cache, f"train:{preset}")["metrics"] for preset in settings.presets}
+    for preset, metrics in losses.items():
+        values[f"loss_{number_key(preset)}"] = f"{metrics['heldout_loss_before']:.3f} → {metrics['heldout_loss']:.3f}"
+    if {"all", "emb+head"} <= set(losses):
+        floor, full = losses["emb+head"]["heldout_loss"], losses["all"]["heldout_loss"]
+        for preset in set(losses) - {"all", "emb+head"}:
+            share = (floor - losses[preset]["heldout_loss"]) / (floor - full) if floor > full else float("nan")
+            values[f"loss_share_{number_key(preset)}"] = f"{share:.0%}"
     return values
 
 

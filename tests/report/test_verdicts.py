@@ -77,6 +77,21 @@ def test_destruction_levels_split_layer_ranges_and_name_removed_layers():
     assert one_range["condition"].tolist() == ["zero", "remove"]
 
 
+def test_destruction_verdict_judges_each_range_and_skips_ranges_that_break_everything():
+    rows = [{"method": "none", "kind": "-", "layers": "all", "prompt": 0, "level": "III"}]
+    cells = {("2-14", "o"): "I", ("2-14", "q"): "I", ("5-7", "o"): "III", ("5-7", "q"): "III",
+             ("14-16", "o"): "III", ("14-16", "q"): "II"}
+    for (layers, kind), level in cells.items():
+        rows += [{"method": m, "kind": kind, "layers": layers, "prompt": p, "level": level}
+                 for m in ("zero", "reinit") for p in range(3)]
+    verdict = destruction_verdict(pd.DataFrame(rows), "2-14, 5-7, 14-16")
+    assert "layers 2-14 destroyed (zero and reinit), outputs stay fluent and on topic (III/IV) for no kind" in verdict.finding
+    assert "layers 14-16 destroyed (zero and reinit), outputs stay fluent and on topic (III/IV) for o; they fall to I/II for q" in verdict.finding
+    assert verdict.supports == "conversation needs q in layers 5-7, 14-16; it survives losing o in every one of them"
+    broken = pd.DataFrame([row for row in rows if row["layers"] in ("all", "2-14")])
+    assert destruction_verdict(broken, "2-14").supports == "conversation needs o, q in the middle layers"
+
+
 def test_freeze_verdict_compares_o_with_embeddings_and_everything():
     table = pd.DataFrame([
         {"preset": "emb+head", "share": 0.1, "held-out accuracy": 0.05, "held-out loss": 0.9},
