@@ -119,5 +119,9 @@ def plot_heatmap(table: pd.DataFrame, path: Path) -> Path:
 
 
 def _title(table: pd.DataFrame) -> str:
-    base, tuned = table.attrs.get("base", "B"), table.attrs.get("tuned", "R")
-    return f"{Path(str(tuned)).name} vs {Path(str(base)).name}"
+    """'tuned vs base' by the shortest path tails that tell them apart ('model vs model' says nothing)."""
+    base, tuned = (Path(str(table.attrs.get(key, default))).parts for key, default in (("base", "B"), ("tuned", "R")))
+    depth = 1
+    while depth < max(len(base), len(tuned)) and base[-depth:] == tuned[-depth:]:
+        depth += 1
+    return f"{'/'.join(tuned[-depth:])} vs {'/'.join(base[-depth:])}"

@@ -40,14 +40,16 @@ def plot_level_map(levels: pd.DataFrame, path: Path, layers: str) -> Path:
     kinds = list(dict.fromkeys(levels["kind"]))
     conditions = list(dict.fromkeys(levels["condition"]))
     figure, axis = plt.subplots(figsize=(1.9 * len(conditions) + 2.2, 0.5 * len(kinds) + 1.4))
-    grid = [[0] * len(conditions) for _ in kinds]
+    grid = [[float("nan")] * len(conditions) for _ in kinds]  # a kind a condition does not destroy stays blank
     for _, row in levels.iterrows():
         counts = {level: int(row[f"level_{level}"]) for level in LEVEL_VALUES}
         i, j = kinds.index(row["kind"]), conditions.index(row["condition"])
         grid[i][j] = LEVEL_VALUES[typical_level(counts)]
         label = " ".join(f"{level}:{count}" for level, count in counts.items() if count)
         axis.text(j, i, label, ha="center", va="center", fontsize=8, color="black")
-    axis.imshow(grid, cmap=ListedColormap(list(LEVEL_COLOURS.values())), vmin=0.5, vmax=4.5, aspect="auto")
+    colours = ListedColormap(list(LEVEL_COLOURS.values()))
+    colours.set_bad("white")
+    axis.imshow(grid, cmap=colours, vmin=0.5, vmax=4.5, aspect="auto")
     axis.set_xticks(range(len(conditions)), conditions)
     axis.set_yticks(range(len(kinds)), kinds)
     axis.set_title(f"Destruction of layers {layers}: typical output level", fontsize=10)
