@@ -47,8 +47,7 @@ def plot_level_map(levels: pd.DataFrame, path: Path, layers: str) -> Path:
         grid[i][j] = LEVEL_VALUES[typical_level(counts)]
         label = " ".join(f"{level}:{count}" for level, count in counts.items() if count)
         axis.text(j, i, label, ha="center", va="center", fontsize=8, color="black")
-    colours = ListedColormap(list(LEVEL_COLOURS.values()))
-    colours.set_bad("white")
+    colours = ListedColormap(list(LEVEL_COLOURS.values())).with_extremes(bad="white")
     axis.imshow(grid, cmap=colours, vmin=0.5, vmax=4.5, aspect="auto")
     axis.set_xticks(range(len(conditions)), conditions)
     axis.set_yticks(range(len(kinds)), kinds)
