@@ -27,6 +27,7 @@ from sfn.freeze.config import FreezeConfig, check_resumable
 from sfn.freeze.data import Formatting, PaddingCollator, prepare_data, read_records
 from sfn.freeze.export import write_plugin, write_plugin_from_files
 from sfn.freeze.presets import TrainableParameters, trainable_parameters
+from sfn.io.load_model import drop_gguf_mark
 from sfn.freeze.report import loss_frame, write_overlay, write_run_report
 
 log = logging.getLogger("sfn")
@@ -64,21 +65,6 @@ def _load(model: Any, tokenizer: Any) -> tuple[Any, Any, str]:
     if tokenizer is None:
         raise SfnError("training needs the model's tokenizer: pass (model, tokenizer) or tokenizer=...")
     return model, tokenizer, str(getattr(model, "name_or_path", "") or type(model).__name__)
-
-
-def _drop_gguf_mark(model: Any) -> None:
-    """A GGUF file loads dequantized into ordinary float tensors but stays marked as quantized, which
-    Trainer refuses to train and save_pretrained would record in config.json; drop the mark."""
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is None:
-        return
-    method = str(getattr(getattr(model.config, "quantization_config", None), "quant_method", "unknown"))
-    if "gguf" not in method.lower() or not all(p.is_floating_point() for p in model.parameters()):
-        raise SfnError(f"the model is quantized ({method}); the Freeze stethoscope trains full-precision tensors: load it unquantized")
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
 
 
 def _training_arguments(config: FreezeConfig, checkpoints: Path):
@@ -152,7 +138,7 @@ def freeze(
     arguments = _training_arguments(config, checkpoints)
     model_source = model
     model, tokenizer, source = _load(model, tokenizer)
-    _drop_gguf_mark(model)
+    drop_gguf_mark(model)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is None:
         raise SfnError("the tokenizer has neither a pad nor an end-of-sequence token to pad batches with")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -51,3 +51,19 @@ def load_model(
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs) if with_tokenizer else None
     return model, tokenizer
+
+
+def drop_gguf_mark(model: Any) -> None:
+    """A GGUF file loads dequantized into ordinary float tensors but stays marked as quantized, which
+    Trainer refuses to train and save_pretrained would record in config.json; drop the mark (call it
+    before training or saving a model loaded from GGUF; a model without the mark is left as it is)."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None:
+        return
+    method = str(getattr(getattr(model.config, "quantization_config", None), "quant_method", "unknown"))
+    if "gguf" not in method.lower() or not all(p.is_floating_point() for p in model.parameters()):
+        raise SfnError(f"the model is quantized ({method}); training and saving need full-precision tensors: load it unquantized")
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config

@@ -47,13 +47,16 @@ def tuned_dir(cache: Path, preset: str) -> Path:
     return job_dir(cache, f"train:{preset}") / "run" / "model"
 
 
+def train_data_file(cache: Path) -> Path:
+    return job_dir(cache, "data") / "train.jsonl"
+
+
 def _convert_base(_: str, folder: Path, cache: Path, settings: StudySettings) -> dict[str, Any]:
     """B as safetensors: the GGUF dequantized once (about 25 s) so every later load takes a second."""
-    from sfn.freeze.train import _drop_gguf_mark
-    from sfn.io.load_model import load_model
+    from sfn.io.load_model import drop_gguf_mark, load_model
 
     model, tokenizer = load_model(settings.base_source())
-    _drop_gguf_mark(model)
+    drop_gguf_mark(model)
     model.save_pretrained(folder / "model")
     tokenizer.save_pretrained(folder / "model")
     return {"source": str(settings.base_source()), "parameters": sum(p.numel() for p in model.parameters())}
@@ -63,7 +66,7 @@ def _train(preset: str, folder: Path, cache: Path, settings: StudySettings) -> d
     """`sfn.freeze` from B with `preset` trainable; the `all` run is R, the full fine-tune."""
     from sfn.freeze import freeze
 
-    result = freeze(str(base_dir(cache)), preset, settings.train_data_file(cache), folder / "run", **settings.training())
+    result = freeze(str(base_dir(cache)), preset, str(train_data_file(cache)), folder / "run", **settings.training())
     if result.interrupted:
         raise RuntimeError(f"training {preset} was interrupted; rerun the study to resume it")
     return {"metrics": result.metrics}
@@ -72,7 +75,7 @@ def _train(preset: str, folder: Path, cache: Path, settings: StudySettings) -> d
 def _training_file(_: str, folder: Path, cache: Path, settings: StudySettings) -> dict[str, Any]:
     """The fixed training subset: the first `train_examples` problems of GSM8K train, in file order."""
     lines = Path(settings.gsm8k_train).read_text(encoding="utf-8").splitlines()[: settings.train_examples]
-    (folder / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    train_data_file(cache).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {"examples": len(lines)}
 
 
@@ -88,9 +91,11 @@ def _evaluate(variant: str, folder: Path, cache: Path, settings: StudySettings) 
 
     start, taken = settings.variant(variant)
     base, tokenizer = load_model(base_dir(cache))
-    # Fluency is the undamaged B's likelihood for every row, so rows are graded on one scale.
-    grader = Grader(reference=(copy.deepcopy(base), tokenizer))
     model = base if start == "B" else load_model(tuned_dir(cache, start), with_tokenizer=False)[0]
+    # Fluency is the undamaged B's likelihood for every row, so rows are graded on one scale; B needs
+    # its own copy only when the merge edits it in place.
+    reference = copy.deepcopy(base) if model is base and taken else base
+    grader = Grader(reference=(reference, tokenizer))
     edit = merged(model, str(tuned_dir(cache, "all")), taken) if taken else contextlib.nullcontext()
     with edit:
         result = evaluate((model, tokenizer), grader=grader, out=str(folder / "run"), **settings.evaluation())

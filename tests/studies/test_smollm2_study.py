@@ -78,7 +78,7 @@ def test_a_rerun_redoes_only_the_missing_job(study, tiny_base):
     assert started == ["eval:B + R's mlp"] and merge_done.is_file()
 
 
-def test_missing_inputs_are_all_reported(tmp_path):
+def test_a_missing_base_is_reported_before_any_work(tmp_path):
     result = subprocess.run([sys.executable, str(STUDY / "run_study.py"), "--base", str(tmp_path / "nowhere"),
                              "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--base" in result.stderr and "nowhere" in result.stderr
