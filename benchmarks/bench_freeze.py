@@ -4,7 +4,7 @@
                                       [--threads N]
 
 Every preset trains in its own child process (a clean peak RSS, no allocator state carried between
-runs) through `sfn.freeze.freeze` (transformers Trainer), on the same records, seed, batch and
+runs) through `sfn.stethoscopes.freeze.freeze` (transformers Trainer), on the same records, seed, batch and
 sequence length; steps/s leaves out the first step. `o` means o_proj alone (norms frozen). After
 training, each child also times one forward, one backward and one optimizer step on a fixed batch, to
 show where the time goes: a frozen linear layer skips its weight-gradient product but, when any
@@ -61,8 +61,8 @@ def worker(args: argparse.Namespace) -> None:
     """One preset in this process; prints one JSON line."""
     import torch
 
-    from sfn.freeze import freeze
-    from sfn.freeze.data import Formatting, PaddingCollator, prepare_data, read_records
+    from sfn.stethoscopes.freeze import freeze
+    from sfn.stethoscopes.freeze.data import Formatting, PaddingCollator, prepare_data, read_records
     from sfn.io.load_model import load_model
 
     if args.threads:

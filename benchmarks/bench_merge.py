@@ -69,7 +69,7 @@ def main() -> None:
         sys.exit(f"mergekit is not installed at {MERGEKIT}; see this script's docstring")
     base, donor = synthetic_pair("qwen2.5-0.5b")
     sfn_out, mergekit_out = WORK / "out-sfn", WORK / "out-mergekit"
-    sfn_command = [sys.executable, "-c", f"from sfn.surgery import merge; merge({str(base)!r}, {str(donor)!r}, 'o', {str(sfn_out)!r}, overwrite=True)"]
+    sfn_command = [sys.executable, "-c", f"from sfn.stethoscopes.surgery import merge; merge({str(base)!r}, {str(donor)!r}, 'o', {str(sfn_out)!r}, overwrite=True)"]
     mergekit_command = [str(MERGEKIT), str(mergekit_config(base, donor)), str(mergekit_out), "--quiet"]
     results = {}
     for name, command, out in (("sfn merge", sfn_command, sfn_out), ("mergekit linear", mergekit_command, mergekit_out)):

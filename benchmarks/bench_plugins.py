@@ -18,7 +18,7 @@ from measure import WORK, synthetic_pair
 
 SWITCH = """
 import json, sys, time
-from sfn.surgery import PluggableModel
+from sfn.stethoscopes.surgery import PluggableModel
 base, plugins = sys.argv[1], sys.argv[2:]
 model = PluggableModel(base)
 touch = sum(float(p.float().sum()) for p in model.model.parameters())  # page every weight in, as inference would
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--plugins", type=int, default=3)
     parser.add_argument("--select", default="o,norm")
     args = parser.parse_args()
-    from sfn.surgery import apply_plugin, extract_plugin
+    from sfn.stethoscopes.surgery import apply_plugin, extract_plugin
 
     base, tuned = synthetic_pair("qwen2.5-0.5b")
     plugin = WORK / "plugin-0.safetensors"

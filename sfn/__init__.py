@@ -18,10 +18,10 @@ _EXPORTS = {
     "select": "sfn.registry",
     "Selector": "sfn.registry",
     "modules": "sfn.inspect",
-    "delta": "sfn.delta",
-    "summarize": "sfn.delta",
+    "delta": "sfn.stethoscopes.delta",
+    "summarize": "sfn.stethoscopes.delta",
     "SfnError": "sfn.errors",
-    "freeze": "sfn.freeze",
+    "freeze": "sfn.stethoscopes.freeze",
     "evaluate": "sfn.eval",
     "grade": "sfn.eval",
     "rescore": "sfn.eval",
@@ -31,9 +31,9 @@ _EXPORTS = {
     "DemoSettings": "sfn.demo",
     "write_report": "sfn.report",
     "build_organism": "sfn.organism.build",
-    "FreezeConfig": "sfn.freeze",
+    "FreezeConfig": "sfn.stethoscopes.freeze",
     **{
-        name: "sfn.surgery"
+        name: "sfn.stethoscopes.surgery"
         for name in (
             "merge", "merged", "destroy", "destroyed", "sweep", "extract_plugin", "apply_plugin", "read_plugin",
             "PluggableModel", "WeightEdit", "MergePlan", "MergeResult", "DestroyResult", "Plugin",

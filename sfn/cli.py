@@ -105,7 +105,7 @@ def modules_command(model: str, select: str | None, layers: str | None, selected
 @report_errors
 def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, no_plots, allow_pickle) -> None:
     """How far TUNED's weights moved from BASE's, per layer and module (the Delta stethoscope)."""
-    from sfn.delta import delta, ranking_text, summarize, write_outputs
+    from sfn.stethoscopes.delta import delta, ranking_text, summarize, write_outputs
 
     try:
         low, high = (float(x) for x in clip.split(","))
@@ -135,10 +135,10 @@ def make_pair_command(out: Path, shape: str, seed: int) -> None:
 
 
 main.lazy_commands = {
-    "merge": "sfn.surgery.cli:merge_command",
-    "destroy": "sfn.surgery.cli:destroy_command",
-    "plugin": "sfn.surgery.cli:plugin_group",
-    "freeze": "sfn.freeze.cli:freeze_command",
+    "merge": "sfn.stethoscopes.surgery.cli:merge_command",
+    "destroy": "sfn.stethoscopes.surgery.cli:destroy_command",
+    "plugin": "sfn.stethoscopes.surgery.cli:plugin_group",
+    "freeze": "sfn.stethoscopes.freeze.cli:freeze_command",
     "eval": "sfn.eval.cli:eval_command",
     "organism": "sfn.organism.cli:organism_group",
     "demo": "sfn.demo.cli:demo_command",

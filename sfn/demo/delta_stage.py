@@ -13,13 +13,13 @@ from sfn.demo.pair import DemoPair
 @dataclass
 class DeltaStage:
     table: pd.DataFrame  # one row per (layer, kind), without the histograms
-    ranking: pd.DataFrame  # `sfn.delta.summarize`: one row per kind, rank 1 moved most
+    ranking: pd.DataFrame  # `sfn.stethoscopes.delta.summarize`: one row per kind, rank 1 moved most
     figures: dict[str, Path]
 
 
 def run_delta(pair: DemoPair, out: Path) -> DeltaStage:
     """`sfn delta` on the pair, written to `out` (delta.csv, summary.json, norms/histograms/heatmap.png)."""
-    from sfn.delta import delta, summarize, write_outputs
+    from sfn.stethoscopes.delta import delta, summarize, write_outputs
 
     table = delta(str(pair.base_source), str(pair.tuned_source))
     # Small models get a histogram panel for every layer; large ones every fifth.

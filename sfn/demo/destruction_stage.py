@@ -31,10 +31,10 @@ class DestructionStage:
 
 
 def run_destruction(pair: DemoPair, evaluation: dict[str, Any], grader: Any, prompts: int, out: Path) -> DestructionStage:
-    """`sfn.surgery.sweep` over every linear kind x (zero, reinit) on the tuned model; writes destruction.csv."""
+    """`sfn.stethoscopes.surgery.sweep` over every linear kind x (zero, reinit) on the tuned model; writes destruction.csv."""
     from sfn.eval.benchmarks import load_samples
     from sfn.eval.prompts import build_prompt
-    from sfn.surgery import sweep
+    from sfn.stethoscopes.surgery import sweep
 
     samples = load_samples(pair.benchmark, pair.benchmark_data, prompts)
     instruction = pair.benchmark.instruction

@@ -16,15 +16,15 @@ PRESETS = ("emb+head", "emb+head+o", "emb+head+qkvo", "all")
 
 @dataclass
 class FreezeStage:
-    table: pd.DataFrame  # `sfn.freeze.compare`'s table: one row per preset
+    table: pd.DataFrame  # `sfn.stethoscopes.freeze.compare`'s table: one row per preset
     losses: dict[str, pd.DataFrame]  # preset -> step, loss
     loss_figure: Path | None
 
 
 def run_freeze(pair: DemoPair, evaluation: dict[str, Any], training: dict[str, Any], out: Path) -> FreezeStage:
-    """`sfn.freeze.compare` from B over the presets (each run on its own copy), scored on the benchmark."""
-    from sfn.freeze import compare
-    from sfn.freeze.data import DEFAULT_RESPONSE_TEMPLATE
+    """`sfn.stethoscopes.freeze.compare` from B over the presets (each run on its own copy), scored on the benchmark."""
+    from sfn.stethoscopes.freeze import compare
+    from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE
 
     steps = training["max_steps"]
     table, results = compare(

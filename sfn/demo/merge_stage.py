@@ -49,7 +49,7 @@ def merge_row(label: str, taken: str | None, summary: dict[str, Any]) -> dict[st
 def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path) -> MergeStage:
     """Evaluate B, the three merges and R with the same settings and grader; write merge.csv and samples."""
     from sfn.eval import evaluate
-    from sfn.surgery import merged
+    from sfn.stethoscopes.surgery import merged
 
     rows, samples = [], []
     for label, start, taken in MERGE_VARIANTS:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainingArguments
 
-from sfn.freeze.data import IGNORE_INDEX, PaddingCollator
+from sfn.stethoscopes.freeze.data import IGNORE_INDEX, PaddingCollator
 
 
 

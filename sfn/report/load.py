@@ -34,7 +34,7 @@ class DemoData:
 
 def load_demo(folder: str | Path) -> DemoData:
     """Every table and figure of a demo folder; one error listing all missing files."""
-    from sfn.delta import summarize
+    from sfn.stethoscopes.delta import summarize
 
     folder = Path(folder)
     index_path = folder / INDEX_FILE

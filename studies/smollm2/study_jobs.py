@@ -64,7 +64,7 @@ def _convert_base(_: str, folder: Path, cache: Path, settings: StudySettings) ->
 
 def _train(preset: str, folder: Path, cache: Path, settings: StudySettings) -> dict[str, Any]:
     """`sfn.freeze` from B with `preset` trainable; the `all` run is R, the full fine-tune."""
-    from sfn.freeze import freeze
+    from sfn.stethoscopes.freeze import freeze
 
     result = freeze(str(base_dir(cache)), preset, str(train_data_file(cache)), folder / "run", **settings.training())
     if result.interrupted:
@@ -87,7 +87,7 @@ def _evaluate(variant: str, folder: Path, cache: Path, settings: StudySettings) 
     from sfn.eval import evaluate
     from sfn.eval.grade import Grader
     from sfn.io.load_model import load_model
-    from sfn.surgery import merged
+    from sfn.stethoscopes.surgery import merged
 
     start, taken = settings.variant(variant)
     base, tokenizer = load_model(base_dir(cache))
@@ -111,7 +111,7 @@ def _destroy(_: str, folder: Path, cache: Path, settings: StudySettings) -> dict
 
     from sfn.eval.grade import Grader
     from sfn.io.load_model import load_model
-    from sfn.surgery import sweep
+    from sfn.stethoscopes.surgery import sweep
 
     model, tokenizer = load_model(base_dir(cache))
     grader = Grader(reference=(copy.deepcopy(model), tokenizer))
@@ -125,7 +125,7 @@ def _destroy(_: str, folder: Path, cache: Path, settings: StudySettings) -> dict
 
 def _delta(_: str, folder: Path, cache: Path, settings: StudySettings) -> dict[str, Any]:
     """`sfn delta` between B and R (the `all` fine-tune): the paper's Figures 2 and 3."""
-    from sfn.delta import delta, write_outputs
+    from sfn.stethoscopes.delta import delta, write_outputs
 
     table = delta(str(base_dir(cache)), str(tuned_dir(cache, "all")))
     paths = write_outputs(table, folder / "delta", every=settings.histogram_every)

@@ -95,7 +95,7 @@ def _destruction(cache: Path, staging: Path, settings: StudySettings) -> dict[st
 
 def _freeze(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
     from sfn.demo.merge_stage import SAMPLE_COLUMNS
-    from sfn.freeze.report import compare_table, write_overlay, write_run_report
+    from sfn.stethoscopes.freeze.report import compare_table, write_overlay, write_run_report
 
     folder = staging / "freeze"
     runs = []
@@ -181,7 +181,7 @@ def boxed_share(samples: pd.DataFrame) -> float:
 
 def tables(cache: Path, results: Path, settings: StudySettings) -> dict[str, str]:
     """Placeholder name -> Markdown, for README.in.md."""
-    from sfn.delta import summarize
+    from sfn.stethoscopes.delta import summarize
     from sfn.report.figures import typical_level
     from sfn.report.verdicts import destruction_levels
 

@@ -108,7 +108,9 @@ def test_finetuning_shipped_b_repeats_the_recorded_first_steps(shipped, provenan
     steps = len(provenance["first_losses"]["finetuning"])
     with build_threads():
         _, losses = finetune(base, pairs, shipped_tokenizer, BuildConfig(), seed, max_steps=steps, progress=False)
-    assert losses == provenance["first_losses"]["finetuning"]
+    # Bit-equal on the versions that built it; float32 kernels may reorder sums across torch/transformers
+    # releases, which moves a loss in its 7th digit, so compare at that precision.
+    assert losses == pytest.approx(provenance["first_losses"]["finetuning"], rel=1e-6, abs=0)
 
 
 @pytest.mark.slow

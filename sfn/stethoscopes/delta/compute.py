@@ -1,0 +1,276 @@
+"""The Delta stethoscope: how far each module of a fine-tune moved from its base, streamed.
+
+`delta(base, tuned)` pairs the two checkpoints' module parts (fused tensors split into their
+canonical kinds), checks every mismatch before reading any tensor data, then streams each pair in
+bounded blocks through the fused statistics kernel. Memory stays near one block, whatever the model
+size; the kernel reads the memory-mapped bytes directly while the OS reads ahead the next tensor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from sfn.stethoscopes.delta.stats import ChangeAccumulator
+from sfn.errors import SfnErrors
+from sfn.io import Checkpoint, open_checkpoint
+from sfn.registry import ModuleMap, ModulePart, Selector, module_map
+from sfn.registry.kinds import KINDS
+
+DEFAULT_BINS = 2001  # fine enough (0.001 over [-1, 1]) for the figure to zoom into small changes
+DEFAULT_CLIP = (-1.0, 1.0)
+DEFAULT_EPS = 1e-8
+BLOCK_ELEMENTS = 1 << 24  # elements per streamed block: 32 MiB of bf16 pages at a time
+RESULT_COLUMNS = [
+    "layer",
+    "kind",
+    "abs_norm",
+    "rel_norm",
+    "base_norm",
+    "tuned_norm",
+    "cosine",
+    "max_abs_delta",
+    "r_mean",
+    "r_std",
+    "clipped_share",
+    "bimodality_coef",
+    "centre_share",
+    "bimodal",
+    "numel",
+    "tensors",
+    "note",
+    "histogram",
+]
+
+
+@dataclass(frozen=True)
+class DeltaOptions:
+    """How the relative change r = (W_R - W_B) / (|W_B| + eps) is histogrammed; checked once."""
+
+    bins: int = DEFAULT_BINS
+    clip: tuple[float, float] = DEFAULT_CLIP
+    eps: float = DEFAULT_EPS
+    block_elements: int = BLOCK_ELEMENTS
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.bins, int) or self.bins < 3:
+            problems.append(f"bins must be an integer >= 3 (got {self.bins!r})")
+        if len(self.clip) != 2 or not self.clip[0] < self.clip[1]:
+            problems.append(f"clip must be (low, high) with low < high (got {self.clip!r})")
+        if not self.eps > 0:
+            problems.append(f"eps must be > 0 (got {self.eps!r}); it keeps r finite where W_B is 0")
+        if self.block_elements < 1:
+            problems.append(f"block_elements must be >= 1 (got {self.block_elements!r})")
+        if problems:
+            raise SfnErrors(problems, "bad delta options")
+
+    @property
+    def bin_edges(self) -> np.ndarray:
+        return np.linspace(self.clip[0], self.clip[1], self.bins + 1)
+
+
+@dataclass
+class _Pair:
+    base: ModulePart
+    tuned: ModulePart
+    row_limit: int | None = None
+
+
+@dataclass
+class _Plan:
+    pairs: list[_Pair]
+    notes: list[str] = field(default_factory=list)
+    missing_in_tuned: list[str] = field(default_factory=list)
+    missing_in_base: list[str] = field(default_factory=list)
+
+
+def delta(
+    base: str | os.PathLike | Checkpoint,
+    tuned: str | os.PathLike | Checkpoint,
+    select: str | Selector | None = None,
+    *,
+    layers: str | None = None,
+    bins: int = DEFAULT_BINS,
+    clip: tuple[float, float] = DEFAULT_CLIP,
+    eps: float = DEFAULT_EPS,
+    progress: bool = True,
+    allow_pickle: bool = False,
+    block_elements: int = BLOCK_ELEMENTS,
+) -> pd.DataFrame:
+    """One row per (layer, module kind) with how far `tuned` moved from `base`.
+
+    Columns: `layer` (<NA> for embeddings, final norm, head), `kind`, `abs_norm` = ||W_R - W_B||_F,
+    `rel_norm` = abs_norm / ||W_B||_F, `base_norm`, `tuned_norm`, `cosine`, `max_abs_delta`, the mean
+    and std of r inside the clip range (`r_mean`, `r_std`), `clipped_share` (r outside it),
+    `bimodality_coef` (Sarle's), `centre_share` (share of r within a quarter std of its mean),
+    `bimodal` (coefficient > 5/9 and a valley at the mean: centre_share <= 0.1), `numel`, `tensors`, `note` and
+    `histogram` (counts of r in `bins` bins over `clip`). `df.attrs` holds the bin edges, the
+    inputs, notes (vocabulary differences, tied embeddings) and tensors missing on either side.
+    """
+    options = DeltaOptions(bins, tuple(clip), eps, block_elements)
+    selector = select if isinstance(select, Selector) else Selector.parse(select, layers)
+    opened = [open_checkpoint(c, allow_pickle=allow_pickle) if not isinstance(c, Checkpoint) else c for c in (base, tuned)]
+    try:
+        base_ckpt, tuned_ckpt = opened
+        base_map, tuned_map = check_compatible(base_ckpt, tuned_ckpt)
+        plan = plan_pairs(base_map, tuned_map, selector, base_ckpt.source, tuned_ckpt.source)
+        results = _stream(base_ckpt, tuned_ckpt, plan.pairs, options, progress)
+        table = _table(results, plan, base_map)
+        table.attrs.update(
+            base=base_ckpt.source,
+            tuned=tuned_ckpt.source,
+            model_type=base_map.model_type,
+            num_layers=base_map.num_layers,
+            selector=str(selector),
+            bins=options.bins,
+            clip=list(options.clip),
+            eps=options.eps,
+            bin_edges=options.bin_edges.tolist(),
+            notes=plan.notes,
+            missing_in_base=plan.missing_in_base,
+            missing_in_tuned=plan.missing_in_tuned,
+        )
+        return table
+    finally:
+        for ckpt, given in zip(opened, (base, tuned)):
+            if ckpt is not given:
+                ckpt.close()
+
+
+def check_compatible(base: Checkpoint, tuned: Checkpoint) -> tuple[ModuleMap, ModuleMap]:
+    """Module maps of both models, or one error listing every architecture mismatch."""
+    problems = []
+    for key, what in (("model_type", "architecture"), ("hidden_size", "hidden size"), ("n_embd", "hidden size")):
+        a, b = base.config.get(key), tuned.config.get(key)
+        if a is not None and b is not None and a != b:
+            problems.append(f"{what} differs: {base.source} has {key}={a!r}, {tuned.source} has {key}={b!r}")
+    base_map, tuned_map = module_map(base), module_map(tuned)
+    if base_map.num_layers != tuned_map.num_layers:
+        problems.append(
+            f"layer count differs: {base.source} has {base_map.num_layers}, {tuned.source} has {tuned_map.num_layers}"
+        )
+    if problems:
+        raise SfnErrors(problems, "these models cannot be compared (a fine-tune has its base's architecture)")
+    return base_map, tuned_map
+
+
+def plan_pairs(base_map: ModuleMap, tuned_map: ModuleMap, selector: Selector, base_name: str, tuned_name: str) -> _Plan:
+    """Pair the selected parts of both models; shape problems are raised together, before any reading."""
+    plan = _Plan(pairs=[])
+    key = lambda p: (p.tensor, p.kind, p.param)  # noqa: E731
+    tuned_parts = {key(p): p for p in tuned_map.parts}
+    base_keys = {key(p) for p in base_map.parts}
+    problems = []
+    for part in selector.select(base_map):
+        if part.kind == "head" and base_map.tied_embeddings:
+            if "tied embeddings: the head is the embedding matrix and is counted once, as embed" not in plan.notes:
+                plan.notes.append("tied embeddings: the head is the embedding matrix and is counted once, as embed")
+            continue
+        other = tuned_parts.get(key(part))
+        if other is None:
+            plan.missing_in_tuned.append(part.tensor)
+            continue
+        pair = _Pair(part, other)
+        if other.shape != part.shape:
+            if part.kind in ("embed", "head") and other.shape[1:] == part.shape[1:] and not part.fused:
+                pair.row_limit = min(part.shape[0], other.shape[0])
+                plan.notes.append(
+                    f"{part.tensor}: vocabulary sizes differ ({part.shape[0]} rows in {base_name}, "
+                    f"{other.shape[0]} in {tuned_name}); compared the {pair.row_limit} shared rows"
+                )
+            else:
+                problems.append(f"{part.tensor} ({part.kind}): shape {part.shape} in {base_name} but {other.shape} in {tuned_name}")
+                continue
+        plan.pairs.append(pair)
+    plan.missing_in_base = [p.tensor for p in selector.select(tuned_map) if key(p) not in base_keys]
+    plan.missing_in_tuned = list(dict.fromkeys(plan.missing_in_tuned))
+    plan.missing_in_base = list(dict.fromkeys(plan.missing_in_base))
+    for side, names in (("base", plan.missing_in_tuned), ("tuned", plan.missing_in_base)):
+        if names:
+            where = tuned_name if side == "base" else base_name
+            plan.notes.append(f"{len(names)} tensors are missing from {where} and were skipped: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""))
+    if problems:
+        raise SfnErrors(problems, "tensor shapes differ between the models")
+    return plan
+
+
+def _stream(
+    base: Checkpoint, tuned: Checkpoint, pairs: list[_Pair], options: DeltaOptions, progress: bool
+) -> dict[tuple[int | None, str], tuple[ChangeAccumulator, list[str], list[str]]]:
+    """Feed every pair's blocks to its module's accumulator, in storage order, releasing pages as we go."""
+    from sfn.registry import iter_part_blocks
+
+    order = {name: i for i, name in enumerate(base.tensors())}
+    pairs = sorted(pairs, key=lambda p: order[p.base.tensor])
+    last_use = {p.base.tensor: i for i, p in enumerate(pairs)}
+    modules: dict[tuple[int | None, str], tuple[ChangeAccumulator, list[str], list[str]]] = {}
+    total = sum(_pair_bytes(base, tuned, p) for p in pairs)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="delta", disable=not progress, leave=False) as bar:
+        for i, pair in enumerate(pairs):
+            if i + 1 < len(pairs):
+                upcoming = pairs[i + 1]
+                base.prefetch(upcoming.base.tensor)
+                tuned.prefetch(upcoming.tuned.tensor)
+            module_key = (pair.base.layer, pair.base.kind)
+            if module_key not in modules:
+                modules[module_key] = (ChangeAccumulator(options.bins, options.clip, options.eps), [], [])
+            accumulator, tensors, notes = modules[module_key]
+            blocks = zip(
+                iter_part_blocks(base, pair.base, options.block_elements, pair.row_limit),
+                iter_part_blocks(tuned, pair.tuned, options.block_elements, pair.row_limit),
+            )
+            for base_block, tuned_block in blocks:
+                accumulator.update(base_block, tuned_block)
+            tensors.append(pair.base.tensor)
+            if pair.row_limit is not None:
+                notes.append(f"compared the first {pair.row_limit} rows (vocabulary sizes differ)")
+            if last_use[pair.base.tensor] == i:
+                base.release(pair.base.tensor)
+                tuned.release(pair.tuned.tensor)
+            bar.update(_pair_bytes(base, tuned, pair))
+    return modules
+
+
+def _pair_bytes(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> int:
+    return pair.base.numel * base.info(pair.base.tensor).dtype.itemsize + pair.tuned.numel * tuned.info(
+        pair.tuned.tensor
+    ).dtype.itemsize
+
+
+def _table(modules: dict, plan: _Plan, base_map: ModuleMap) -> pd.DataFrame:
+    rows = []
+    for (layer, kind), (accumulator, tensors, notes) in modules.items():
+        row = {"layer": layer, "kind": kind, **accumulator.result()}
+        row["tensors"] = ";".join(dict.fromkeys(tensors))
+        row["note"] = "; ".join(dict.fromkeys(notes))
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    table["layer"] = table["layer"].astype("Int64")
+    return sort_modules(table, base_map.num_layers)
+
+
+def sort_modules(table: pd.DataFrame, num_layers: int) -> pd.DataFrame:
+    """Embeddings first, then layers in order, then the final norm and head; kinds in canonical order."""
+
+    def position(row: pd.Series) -> tuple[int, int]:
+        kind_index = KINDS.index(row["kind"]) if row["kind"] in KINDS else len(KINDS)
+        if pd.notna(row["layer"]):
+            return int(row["layer"]), kind_index
+        return (-1 if row["kind"] in ("embed", "pos_embed") else num_layers), kind_index
+
+    if table.empty:
+        return table
+    keys = table.apply(position, axis=1)
+    return table.iloc[sorted(range(len(table)), key=lambda i: keys.iloc[i])].reset_index(drop=True)
+
+
+def kinds_in(table: pd.DataFrame) -> Iterable[str]:
+    """The module kinds present in a delta table, in canonical order."""
+    present = set(table["kind"])
+    return [k for k in KINDS if k in present]

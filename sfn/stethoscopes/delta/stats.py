@@ -1,0 +1,106 @@
+"""Per-module change statistics, accumulated block by block with the fused kernel."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sfn.stethoscopes.delta import kernel
+
+# Sarle's bimodality coefficient of a uniform distribution; larger values suggest two modes.
+SARLE_THRESHOLD = 5 / 9
+# A bimodal r leaves a valley at its mean: at most this share of the values lies within a quarter of a
+# standard deviation of the mean (a normal distribution puts 19.7% there, a uniform one 12.5%).
+MAX_CENTRE_SHARE = 0.1
+# The kernel counts r in at least this many fine bins (the reported histogram sums groups of them), so
+# that the centre share is measured finely even when the changes are small against the clip range.
+FINE_BINS = 4096
+
+
+def bimodality_coefficient(n: float, s1: float, s2: float, s3: float, s4: float) -> float:
+    """Sarle's b = (skew^2 + 1) / (excess kurtosis + 3 (n-1)^2 / ((n-2)(n-3))) from power sums.
+
+    The sums are of values inside the clip range, so |x| <= 1 and float64 central moments derived
+    from raw sums lose no meaningful precision. nan when undefined (fewer than 4 values, or constant).
+    """
+    if n < 4:
+        return math.nan
+    mean = s1 / n
+    m2 = s2 / n - mean * mean
+    if m2 <= 1e-300:
+        return math.nan
+    m3 = s3 / n - 3 * mean * s2 / n + 2 * mean**3
+    m4 = s4 / n - 4 * mean * s3 / n + 6 * mean * mean * s2 / n - 3 * mean**4
+    skew = m3 / m2**1.5
+    excess_kurtosis = m4 / (m2 * m2) - 3
+    return (skew * skew + 1) / (excess_kurtosis + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
+
+
+def centre_share(fine: np.ndarray, clip: tuple[float, float], mean: float, std: float) -> float:
+    """Share of the histogrammed values within mean +- std/4, from a fine histogram over `clip`."""
+    total = fine.sum()
+    if total == 0 or not np.isfinite(mean) or not np.isfinite(std):
+        return math.nan
+    width = (clip[1] - clip[0]) / len(fine)
+    first = int(np.floor((mean - std / 4 - clip[0]) / width))
+    last = int(np.floor((mean + std / 4 - clip[0]) / width))
+    return float(fine[max(first, 0) : min(last, len(fine) - 1) + 1].sum() / total)
+
+
+@dataclass
+class ChangeAccumulator:
+    """Everything the Delta stethoscope reports about one module, fed one block pair at a time."""
+
+    bins: int
+    clip: tuple[float, float]
+    eps: float
+    numel: int = 0
+    sums: np.ndarray = field(init=False)
+    hist: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.oversample = -(-FINE_BINS // self.bins)
+        self.sums, self.hist = kernel.new_buffers(self.bins * self.oversample)
+
+    def update(self, base: torch.Tensor, tuned: torch.Tensor) -> None:
+        """Add one block; both hold the same elements in the same order, in any float dtype."""
+        kernel.accumulate(base, tuned, self.eps, self.clip, self.sums, self.hist)
+        self.numel += base.numel()
+
+    def result(self) -> dict[str, float | int | bool | np.ndarray]:
+        sums = self.sums.sum(axis=0)
+        sums[kernel.MAX_ABS] = self.sums[:, kernel.MAX_ABS].max()
+        fine = self.hist.sum(axis=0)[1:-1]
+        histogram = fine.reshape(self.bins, self.oversample).sum(axis=1)
+        abs_norm = math.sqrt(sums[kernel.DIFF_SQ])
+        base_norm = math.sqrt(sums[kernel.BASE_SQ])
+        tuned_norm = math.sqrt(sums[kernel.TUNED_SQ])
+        inside = sums[kernel.R_N]
+        r_mean = sums[kernel.R_S1] / inside if inside else math.nan
+        r_var = sums[kernel.R_S2] / inside - r_mean * r_mean if inside else math.nan
+        coefficient = bimodality_coefficient(*sums[kernel.R_N : kernel.R_S4 + 1])
+        r_std = math.sqrt(max(r_var, 0.0)) if inside else math.nan
+        share = centre_share(fine, self.clip, r_mean, r_std)
+        if base_norm > 0:
+            rel_norm = abs_norm / base_norm
+        else:
+            rel_norm = math.inf if abs_norm > 0 else 0.0
+        return {
+            "numel": self.numel,
+            "abs_norm": abs_norm,
+            "rel_norm": rel_norm,
+            "base_norm": base_norm,
+            "tuned_norm": tuned_norm,
+            "cosine": sums[kernel.DOT] / (base_norm * tuned_norm) if base_norm * tuned_norm > 0 else math.nan,
+            "max_abs_delta": float(sums[kernel.MAX_ABS]),
+            "r_mean": r_mean,
+            "r_std": r_std,
+            "clipped_share": 1 - inside / self.numel if self.numel else 0.0,
+            "bimodality_coef": coefficient,
+            "centre_share": share,
+            "bimodal": bool(coefficient > SARLE_THRESHOLD and share <= MAX_CENTRE_SHARE),
+            "histogram": histogram.astype(np.int64),
+        }

@@ -1,0 +1,137 @@
+"""`FreezeConfig`: every setting of a Freeze run, checked once at entry (all problems reported together).
+
+The defaults are the s1 recipe the paper trains with (Appendix A): learning rate 1e-5, weight decay
+1e-4, batch 16, 5 epochs, cosine schedule with 5% warm-up, AdamW with beta2 0.95.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sfn.errors import SfnError, SfnErrors
+from sfn.eval.benchmarks import BOXED_INSTRUCTION
+from sfn.eval.prompts import PROMPT_FORMATS
+from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE, ROLES
+
+SETTINGS_FILE = "freeze_settings.json"
+# Settings that may differ between a run and its resumption: they change nothing already trained.
+RESUMABLE_CHANGES = ("out", "resume", "plugin", "progress", "save_steps", "save_total_limit", "eval_benchmark",
+                     "eval_data", "eval_limit", "eval_max_new_tokens", "report_overlay")
+
+
+@dataclass
+class FreezeConfig:
+    """How to fine-tune: what trains, on what data, for how long, where results go.
+
+    `train` is a preset (emb+head, emb+head+o, emb+head+qkvo, all) or any selector; `norms` adds every
+    norm. `batch_size` is per process; the effective batch is batch_size x grad_accum x processes.
+    `max_steps` (optimizer steps) overrides `epochs`. `heldout` examples of the data are kept out of
+    training for the held-out loss; `eval_benchmark` (e.g. "gsm8k", with `eval_data` for a local file)
+    adds a held-out score from `sfn.evaluate` at the end.
+    """
+
+    train: str = "emb+head+o"
+    data: str | None = None
+    out: str | None = None
+    norms: bool = True
+    columns: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None
+    heldout: int = 32
+    prompt_format: str = "chat"
+    instruction: str = BOXED_INSTRUCTION
+    response_template: str = DEFAULT_RESPONSE_TEMPLATE
+    seq_len: int = 1024
+    batch_size: int = 16
+    grad_accum: int = 1
+    epochs: float = 5.0
+    max_steps: int | None = None
+    lr: float = 1e-5
+    weight_decay: float = 1e-4
+    warmup_ratio: float = 0.05
+    adam_beta2: float = 0.95
+    scheduler: str = "cosine"
+    seed: int = 0
+    gradient_checkpointing: bool = False
+    save_steps: int = 50
+    save_total_limit: int = 2
+    resume: bool = True
+    plugin: bool = False
+    eval_benchmark: str | None = None
+    eval_data: str | None = None
+    eval_limit: int = 50
+    eval_max_new_tokens: int = 256
+    report_overlay: bool = True
+    progress: bool = True
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "FreezeConfig":
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise SfnError(f"unknown freeze setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return replace(self, **overrides)
+
+    def validate(self) -> "FreezeConfig":
+        """Raise `SfnErrors` listing every problem; return self when there is none."""
+        problems: list[str] = []
+        if not self.data:
+            problems.append("no training data: pass --data FILE.jsonl (or a hub dataset id)")
+        if not self.out:
+            problems.append("no output folder: pass --out DIR")
+        if not str(self.train).strip():
+            problems.append("--train is empty: name a preset or a selector")
+        unknown_roles = sorted(set(self.columns) - set(ROLES))
+        if unknown_roles:
+            problems.append(f"--columns: unknown role(s) {unknown_roles}; use question=COL,reasoning=COL,answer=COL")
+        if self.prompt_format not in PROMPT_FORMATS:
+            problems.append(f"--format {self.prompt_format!r}: choose one of {', '.join(PROMPT_FORMATS)}")
+        for name in ("seq_len", "batch_size", "grad_accum", "save_steps", "save_total_limit", "eval_limit", "eval_max_new_tokens"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("heldout",):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            problems.append(f"--limit must be at least 1, got {self.limit}")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"--max-steps must be at least 1, got {self.max_steps}")
+        if self.max_steps is None and not self.epochs > 0:
+            problems.append(f"--epochs must be positive, got {self.epochs}")
+        if not self.lr > 0:
+            problems.append(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            problems.append(f"--weight-decay must not be negative, got {self.weight_decay}")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 < self.adam_beta2 < 1:
+            problems.append(f"adam_beta2 must be in (0, 1), got {self.adam_beta2}")
+        if "{reasoning}" not in self.response_template or "{answer}" not in self.response_template:
+            problems.append("--response-template must contain {reasoning} and {answer}")
+        if self.eval_data and not self.eval_benchmark:
+            problems.append("--eval-data needs --eval BENCHMARK (e.g. gsm8k) to say how to score it")
+        if problems:
+            raise SfnErrors(problems, "invalid freeze settings")
+        return self
+
+    def record(self) -> dict[str, Any]:
+        """The settings as JSON reads them back (for freeze_settings.json and resume checks)."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+def check_resumable(out_dir: Path, config: FreezeConfig, model_source: str) -> None:
+    """Write the run's settings, or check that a run already in `out_dir` used the same ones."""
+    settings = {"model": model_source, **config.record()}
+    path = out_dir / SETTINGS_FILE
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        differing = sorted(
+            key for key in set(previous) | set(settings)
+            if key not in RESUMABLE_CHANGES and previous.get(key) != settings.get(key)
+        )
+        if differing:
+            details = ", ".join(f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now" for key in differing)
+            raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another --out or delete it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2))

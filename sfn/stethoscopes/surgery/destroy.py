@@ -1,0 +1,201 @@
+"""The Destruction Stethoscope on disk: zero, re-initialise or remove the selected modules of a model.
+
+`zero` and `reinit` edit only the selected parts (rows of a fused tensor included); `remove` drops
+every layer the selector touches, renumbers the layers after it and updates the config to match.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from sfn.errors import SfnError, SfnErrors
+from sfn.io import Checkpoint, TensorInfo
+from sfn.registry import ModuleMap, ModulePart, Selector, module_map
+from sfn.stethoscopes.surgery.output import DEFAULT_SHARD_SIZE, ModelOutput, OutputTensor, copied_tensor, parse_dtype, write_model_dir
+from sfn.stethoscopes.surgery.plan import parse_selector, select_parts, tied_problem
+from sfn.stethoscopes.surgery.sources import ModelSource, checkpoint_dir, opened
+from sfn.stethoscopes.surgery.splice import reinit_values, write_part_
+
+METHODS = ("zero", "reinit", "remove")
+LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+# Tensors outside the registry (buffers, unknown extras) still belong to a layer by their name.
+_LAYER_IN_NAME = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
+
+
+def destroy_part_(tensor: torch.Tensor, part: ModulePart, method: str, *, std: float, seed: int) -> None:
+    """Zero or re-initialise the part in place inside its stored tensor."""
+    if method == "zero":
+        values = torch.zeros(part.shape, dtype=tensor.dtype)
+    else:
+        values = reinit_values(part, std=std, seed=seed, dtype=tensor.dtype)
+    write_part_(tensor, part, values.to(tensor.device))
+
+
+def selected_for_destruction(
+    checkpoint: Checkpoint, selector: str | Selector, method: str, base_map: ModuleMap | None = None
+) -> list[ModulePart]:
+    """The parts to destroy, or every problem with the request at once."""
+    problems = []
+    if method not in METHODS:
+        problems.append(f"unknown destruction method {method!r}: use one of {', '.join(METHODS)}")
+    selector = parse_selector(selector)
+    base_map = base_map or module_map(checkpoint, warn=False)
+    parts = select_parts(base_map, selector, checkpoint.source, problems)
+    if method in ("zero", "reinit"):
+        tied = tied_problem(base_map, parts, selector, checkpoint.source)
+        if tied:
+            problems.append(tied)
+    if method == "remove" and parts:
+        layers = layers_of(parts)
+        if not layers:
+            problems.append(f"remove drops whole layers, but {str(selector)!r} selects none; use e.g. 'all@5-30'")
+        elif len(layers) >= base_map.num_layers:
+            problems.append(f"{str(selector)!r} would remove all {base_map.num_layers} layers; keep at least one")
+    if problems:
+        raise SfnErrors(problems, f"cannot destroy {str(selector)!r} in {checkpoint.source}")
+    return parts
+
+
+def layers_of(parts: list[ModulePart]) -> list[int]:
+    return sorted({p.layer for p in parts if p.layer is not None})
+
+
+def tensor_layer(name: str, base_map: ModuleMap) -> int | None:
+    for part in base_map.parts_of(name):
+        return part.layer
+    match = _LAYER_IN_NAME.search(name)
+    return int(match[1]) if match else None
+
+
+def renumbered(name: str, old: int, new: int) -> str:
+    """`name` with its layer index `old` replaced by `new` (the first dotted component equal to `old`)."""
+    return re.sub(rf"(?<=\.){old}(?=\.)", str(new), name, count=1)
+
+
+def removed_layers_config(config: dict[str, Any], removed: list[int], num_layers: int) -> dict[str, Any]:
+    """The config after dropping `removed` layers: layer count and every per-layer list shortened."""
+    kept = [i for i in range(num_layers) if i not in set(removed)]
+    result = copy.deepcopy(config)
+    for section in (result, result.get("text_config")):
+        if not isinstance(section, dict):
+            continue
+        for key in LAYER_COUNT_KEYS:
+            if section.get(key) == num_layers:
+                section[key] = len(kept)
+        for key, value in section.items():
+            # A list with one entry per layer (layer_types, no_rope_layers, ...) keeps the kept layers' entries.
+            if isinstance(value, list) and len(value) == num_layers and key != "architectures":
+                section[key] = [value[i] for i in kept]
+    return result
+
+
+@dataclass
+class DestroyResult:
+    out: Path
+    method: str
+    changes: pd.DataFrame  # one row per tensor destroyed, dropped or renumbered (input and output name)
+
+
+def _destroyed_tensor(
+    checkpoint: Checkpoint, out: TensorInfo, parts: list[ModulePart], method: str, std: float, seed: int
+) -> OutputTensor:
+    def produce() -> torch.Tensor:
+        tensor = checkpoint.read(out.name).to(out.dtype, copy=True)
+        for part in parts:
+            destroy_part_(tensor, part, method, std=std, seed=seed)
+        return tensor
+
+    return OutputTensor(out, produce, ((checkpoint, out.name),))
+
+
+def destroy_tensors(
+    checkpoint: Checkpoint,
+    base_map: ModuleMap,
+    parts: list[ModulePart],
+    method: str,
+    *,
+    std: float,
+    seed: int,
+    dtype: torch.dtype | None,
+) -> tuple[list[OutputTensor], list[dict[str, Any]]]:
+    """The output tensors and one change record per tensor destroyed, dropped or renamed."""
+    by_tensor: dict[str, list[ModulePart]] = defaultdict(list)
+    for part in parts:
+        by_tensor[part.tensor].append(part)
+    removed = layers_of(parts) if method == "remove" else []
+    new_index = {old: new for new, old in enumerate(i for i in range(base_map.num_layers) if i not in set(removed))}
+    tensors, changes = [], []
+    for name, info in checkpoint.tensors().items():
+        out_dtype = dtype if dtype is not None and info.dtype.is_floating_point else info.dtype
+        if method == "remove":
+            layer = tensor_layer(name, base_map)
+            if layer in removed:
+                changes.append({"tensor": name, "output": "", "change": "dropped", "layer": layer})
+                continue
+            out_name = name if layer is None or new_index[layer] == layer else renumbered(name, layer, new_index[layer])
+            if out_name != name:
+                changes.append({"tensor": name, "output": out_name, "change": "renumbered", "layer": layer})
+            tensors.append(copied_tensor(checkpoint, name, TensorInfo(out_name, info.shape, out_dtype)))
+        elif name in by_tensor:
+            kinds = ",".join(sorted({p.kind for p in by_tensor[name]}))
+            changes.append({"tensor": name, "output": name, "change": f"{method} {kinds}", "layer": by_tensor[name][0].layer})
+            tensors.append(_destroyed_tensor(checkpoint, TensorInfo(name, info.shape, out_dtype), by_tensor[name], method, std, seed))
+        else:
+            tensors.append(copied_tensor(checkpoint, name, TensorInfo(name, info.shape, out_dtype)))
+    return tensors, changes
+
+
+def destroy(
+    model: ModelSource,
+    select: str | Selector,
+    out: str | os.PathLike,
+    *,
+    method: str = "zero",
+    std: float = 0.02,
+    seed: int = 0,
+    shard_size: str | int = DEFAULT_SHARD_SIZE,
+    dtype: str | torch.dtype | None = None,
+    overwrite: bool = False,
+) -> DestroyResult:
+    """Write `model` with the selected modules destroyed by `method` (zero, reinit, remove) to `out`."""
+    if std <= 0 and method == "reinit":
+        raise SfnError(f"--std must be positive, got {std}")
+    target_dtype = parse_dtype(dtype)
+    with opened(model) as checkpoint:
+        base_map = module_map(checkpoint)
+        parts = selected_for_destruction(checkpoint, select, method, base_map)
+        source_dir = checkpoint_dir(checkpoint)
+        inputs = [source_dir] if source_dir else []
+        tensors, changes = destroy_tensors(
+            checkpoint, base_map, parts, method, std=std, seed=seed, dtype=target_dtype
+        )
+        config = dict(checkpoint.config)
+        if method == "remove":
+            config = removed_layers_config(config, layers_of(parts), base_map.num_layers)
+        if target_dtype is not None:
+            config["dtype"] = str(target_dtype).removeprefix("torch.")
+        parameters: dict[str, Any] = {"select": str(parse_selector(select)), "method": method}
+        if method == "reinit":
+            parameters.update(std=std, seed=seed)
+        if method == "remove":
+            parameters["removed_layers"] = layers_of(parts)
+        meta = ModelOutput(
+            operation="destroy",
+            inputs={"model": checkpoint},
+            config=config,
+            extras_from=source_dir,
+            card=f"`{checkpoint.source}` with `{parameters['select']}` destroyed by `{method}` (the Destruction Stethoscope).",
+            parameters=parameters,
+            tensor_sources={t.info.name: "model" for t in tensors} | {c["output"]: c["change"] for c in changes if c["output"]},
+        )
+        path = write_model_dir(out, tensors, meta, shard_size=shard_size, overwrite=overwrite, input_paths=inputs)
+    return DestroyResult(path, method, pd.DataFrame(changes, columns=["tensor", "output", "change", "layer"]))

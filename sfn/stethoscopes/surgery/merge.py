@@ -1,0 +1,113 @@
+"""The Merge Stethoscope on disk: BASE with the selected modules taken from DONOR, streamed to a new model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sfn.errors import SfnError
+from sfn.io import Checkpoint
+from sfn.io.writer import check_output_dir
+from sfn.registry import Selector
+from sfn.stethoscopes.surgery.output import (
+    DEFAULT_SHARD_SIZE,
+    ModelOutput,
+    OutputTensor,
+    copied_tensor,
+    parse_dtype,
+    write_model_dir,
+)
+from sfn.stethoscopes.surgery.plan import MergePlan, PlannedTensor, plan_merge
+from sfn.stethoscopes.surgery.sources import ModelSource, checkpoint_dir, opened
+from sfn.stethoscopes.surgery.splice import copy_part_
+
+
+@dataclass
+class MergeResult:
+    plan: MergePlan
+    out: Path | None  # None for a dry run
+
+
+def _spliced(base: Checkpoint, donor: Checkpoint, planned: PlannedTensor) -> OutputTensor:
+    name, donor_name = planned.info.name, planned.donor_tensor
+
+    def produce() -> torch.Tensor:
+        tensor = base.read(name).clone()
+        donor_tensor = donor.read(donor_name)
+        for item in planned.taken:
+            copy_part_(tensor, donor_tensor, item.base)
+        return tensor.to(planned.info.dtype)
+
+    return OutputTensor(planned.info, produce, ((base, name), (donor, donor_name)))
+
+
+def merge_tensors(base: Checkpoint, donor: Checkpoint, plan: MergePlan) -> list[OutputTensor]:
+    """How to produce each output tensor of `plan`, one at a time."""
+    tensors = []
+    for planned in plan.tensors:
+        if planned.source == "base":
+            tensors.append(copied_tensor(base, planned.info.name, planned.info))
+        elif planned.source == "donor":
+            tensors.append(copied_tensor(donor, planned.donor_tensor, planned.info))
+        else:
+            tensors.append(_spliced(base, donor, planned))
+    return tensors
+
+
+def merge(
+    base: ModelSource,
+    donor: ModelSource,
+    take: str | Selector,
+    out: str | os.PathLike | None = None,
+    *,
+    shard_size: str | int = DEFAULT_SHARD_SIZE,
+    dtype: str | torch.dtype | None = None,
+    tokenizer_from: str = "base",
+    overwrite: bool = False,
+    dry_run: bool = False,
+) -> MergeResult:
+    """Write BASE with every tensor matched by `take` taken from DONOR into the model directory `out`.
+
+    With `dry_run` only the plan is made (which tensor comes from where); nothing is written.
+    Every mismatch is raised as one `SfnErrors` before anything is written.
+    """
+    if tokenizer_from not in ("base", "donor"):
+        raise SfnError(f"tokenizer_from must be 'base' or 'donor', not {tokenizer_from!r}")
+    target_dtype = parse_dtype(dtype)
+    with opened(base) as base_ck, opened(donor) as donor_ck:
+        plan = plan_merge(base_ck, donor_ck, take, dtype=target_dtype)
+        if dry_run:
+            return MergeResult(plan, None)
+        if out is None:
+            raise SfnError("merge needs an output directory (--out DIR), or a dry run (--plan)")
+        base_dir, donor_dir = checkpoint_dir(base_ck), checkpoint_dir(donor_ck)
+        inputs = [p for p in (base_dir, donor_dir) if p is not None]
+        check_output_dir(out, inputs=inputs, overwrite=overwrite)
+        config = dict(base_ck.config)
+        if target_dtype is not None:
+            config["dtype"] = str(target_dtype).removeprefix("torch.")
+        meta = ModelOutput(
+            operation="merge",
+            inputs={"base": base_ck, "donor": donor_ck},
+            config=config,
+            extras_from=base_dir,
+            tokenizer_from=donor_dir if tokenizer_from == "donor" else base_dir,
+            card=(
+                f"BASE `{base_ck.source}` with the modules selected by `{plan.selector}` taken from DONOR "
+                f"`{donor_ck.source}` ({sum(t.source != 'base' for t in plan.tensors)} tensors), everything "
+                "else from BASE, without further training (the Merge Stethoscope)."
+            ),
+            parameters={
+                "take": plan.selector,
+                "dtype": str(target_dtype) if target_dtype else "kept",
+                "tokenizer_from": tokenizer_from,
+            },
+            tensor_sources=plan.sources(),
+        )
+        path = write_model_dir(
+            out, merge_tensors(base_ck, donor_ck, plan), meta, shard_size=shard_size, overwrite=overwrite, input_paths=inputs
+        )
+    return MergeResult(plan, path)
