@@ -120,7 +120,8 @@ def test_quick_build_reproduces_the_first_training_steps_exactly(tmp_path, prove
     assert first.losses == second.losses
     # Pretraining starts from the same initialisation as the shipped build; fine-tuning here starts
     # from the quick B, so only its run-to-run equality is checked (the fast test above covers R's).
-    assert first.losses["pretraining"] == provenance["first_losses"]["pretraining"]
+    # Across torch/transformers releases float32 sums may reorder (7th digit), as in the test above.
+    assert first.losses["pretraining"] == pytest.approx(provenance["first_losses"]["pretraining"], rel=1e-6, abs=0)
 
 
 def test_organism_math_is_registered_with_the_evaluation_code():
