@@ -76,17 +76,17 @@ def modules_command(model: str, select: str | None, layers: str | None, selected
     """
     from sfn.inspect import modules
 
-    table = modules(model, select, layers=layers, allow_pickle=allow_pickle)
+    result = modules(model, select, layers=layers, allow_pickle=allow_pickle)
+    table, summary = result.table, result.summary
     shown = table[table["selected"]] if selected_only else table
-    click.echo(f"{table.attrs['model']}: {table.attrs['model_type'] or 'unknown architecture'}, "
-               f"{table.attrs['num_layers']} layers, tied embeddings: {table.attrs['tied_embeddings']}")
+    click.echo(f"{summary['model']}: {summary['model_type'] or 'unknown architecture'}, "
+               f"{summary['num_layers']} layers, tied embeddings: {summary['tied_embeddings']}")
     columns = ["tensor", "kind", "layer", "shape", "dtype", "bytes", "fused"] + (["selected"] if select or layers else [])
     click.echo(shown[columns].to_string(index=False) if not shown.empty else "(nothing)")
-    chosen = table[table["selected"]]
     if select or layers:
         click.echo(
-            f"\nselector {select or ''}{'@' + layers if layers else ''} matches {len(chosen)} parts in "
-            f"{chosen['tensor'].nunique()} tensors ({chosen['bytes'].sum() / 2**20:.2f} MiB)"
+            f"\nselector {select or ''}{'@' + layers if layers else ''} matches {summary['selected_parts']} parts in "
+            f"{summary['selected_tensors']} tensors ({summary['selected_bytes'] / 2**20:.2f} MiB)"
         )
 
 
@@ -111,12 +111,12 @@ def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, no_p
         low, high = (float(x) for x in clip.split(","))
     except ValueError:
         raise SfnError(f"--clip must be LOW,HIGH like -1,1 (got {clip!r})") from None
-    table = delta(base, tuned, select, layers=layers, bins=bins, clip=(low, high), eps=eps, allow_pickle=allow_pickle)
-    paths = write_outputs(table, out, every=every, plots=not no_plots)
-    click.echo(f"delta: {tuned} vs {base} ({table.attrs['model_type']}, {table.attrs['num_layers']} layers, "
-               f"{len(table)} modules)\n")
-    click.echo(ranking_text(summarize(table)))
-    for note in table.attrs["notes"]:
+    result = delta(base, tuned, select, layers=layers, bins=bins, clip=(low, high), eps=eps, allow_pickle=allow_pickle)
+    paths = write_outputs(result, out, every=every, plots=not no_plots)
+    click.echo(f"delta: {tuned} vs {base} ({result.summary['model_type']}, {result.summary['num_layers']} layers, "
+               f"{len(result.table)} modules)\n")
+    click.echo(ranking_text(summarize(result)))
+    for note in result.notes:
         click.echo(f"note: {note}")
     click.echo("\nwrote " + ", ".join(str(p) for p in paths.values()))
 

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
-from sfn.io import Checkpoint, open_checkpoint
+from sfn.io.sources import ModelSource, opened
 from sfn.registry import Selector, module_map
 
 
-def modules(
-    model: str | os.PathLike | Checkpoint, select: str | None = None, *, layers: str | None = None, allow_pickle: bool = False
-) -> pd.DataFrame:
+@dataclass(repr=False)
+class ModulesResult:
+    """What `modules` found: `table` (a plain DataFrame, one row per module part), `summary` (model,
+    model_type, num_layers, tied_embeddings, generic, selector, selected_parts, selected_tensors,
+    selected_bytes) and `notes` (what could not be classified)."""
+
+    table: pd.DataFrame
+    summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"ModulesResult({self.summary['model']!r}, {len(self.table)} parts, {self.summary['selected_parts']} selected)"
+
+
+def modules(model: ModelSource, select: str | None = None, *, layers: str | None = None, allow_pickle: bool = False) -> ModulesResult:
     """One row per module part (a fused tensor gives one row per kind it holds), plus unclassified tensors.
 
-    Columns: tensor, kind (empty when unclassified), layer, param, shape (Hugging Face [out, in]
-    orientation), stored_shape, dtype, numel, bytes, fused (the output rows of a fused tensor) and
-    selected (whether `select`/`layers` match it; all True when neither is given).
+    `model` is a path, a hub id, a loaded model or a state dict. Columns of `.table`: tensor, kind
+    (empty when unclassified), layer, param, shape (Hugging Face [out, in] orientation),
+    stored_shape, dtype, numel, bytes, fused (the output rows of a fused tensor) and selected
+    (whether `select`/`layers` match it; all True when neither is given).
     """
-    checkpoint = model if isinstance(model, Checkpoint) else open_checkpoint(model, allow_pickle=allow_pickle)
-    try:
+    selector = Selector.parse(select, layers)
+    with opened(model, allow_pickle=allow_pickle) as checkpoint:
         mapped = module_map(checkpoint)
-        chosen = set(id(p) for p in Selector.parse(select, layers).select(mapped))
+        chosen = set(id(p) for p in selector.select(mapped))
         infos = checkpoint.tensors()
         rows = []
         for part in mapped.parts:
@@ -62,12 +76,29 @@ def modules(
         table = pd.DataFrame(rows)
         if not table.empty:
             table["layer"] = table["layer"].astype("Int64")
-        table.attrs.update(model=checkpoint.source, model_type=mapped.model_type, num_layers=mapped.num_layers,
-                           tied_embeddings=mapped.tied_embeddings, generic=mapped.generic)
-        return table
-    finally:
-        if checkpoint is not model:
-            checkpoint.close()
+        picked = table[table["selected"]] if not table.empty else table
+        summary = {
+            "model": checkpoint.source,
+            "model_type": mapped.model_type,
+            "num_layers": mapped.num_layers,
+            "tied_embeddings": mapped.tied_embeddings,
+            "generic": mapped.generic,
+            "selector": str(selector),
+            "selected_parts": len(picked),
+            "selected_tensors": int(picked["tensor"].nunique()) if len(picked) else 0,
+            "selected_bytes": int(picked["bytes"].sum()) if len(picked) else 0,
+        }
+        return ModulesResult(table, summary, _notes(mapped.model_type, mapped.generic, mapped.unclassified))
+
+
+def _notes(model_type: str | None, generic: bool, unclassified: list[str]) -> list[str]:
+    notes = []
+    if generic:
+        notes.append(f"architecture {model_type or 'unknown'!s} is not one sfn knows: tensors classified by common name patterns")
+    if unclassified:
+        notes.append(f"{len(unclassified)} tensors could not be classified (selectors ignore them): {', '.join(unclassified[:5])}"
+                     + (", ..." if len(unclassified) > 5 else ""))
+    return notes
 
 
 def _rows_text(rows: tuple[tuple[int, int], ...] | None) -> str:

@@ -127,8 +127,8 @@ def _delta(_: str, folder: Path, cache: Path, settings: StudySettings) -> dict[s
     """`sfn delta` between B and R (the `all` fine-tune): the paper's Figures 2 and 3."""
     from sfn.stethoscopes.delta import delta, write_outputs
 
-    table = delta(str(base_dir(cache)), str(tuned_dir(cache, "all")))
-    paths = write_outputs(table, folder / "delta", every=settings.histogram_every)
+    result = delta(str(base_dir(cache)), str(tuned_dir(cache, "all")))
+    paths = write_outputs(result, folder / "delta", every=settings.histogram_every)
     return {"outputs": {name: str(path) for name, path in paths.items()}}
 
 

@@ -8,9 +8,9 @@ size; the kernel reads the memory-mapped bytes directly while the OS reads ahead
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from sfn.stethoscopes.delta.stats import ChangeAccumulator
 from sfn.errors import SfnErrors
-from sfn.io import Checkpoint, open_checkpoint
+from sfn.io import Checkpoint
+from sfn.io.sources import ModelSource, opened
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.registry.kinds import KINDS
 
@@ -90,9 +91,28 @@ class _Plan:
     missing_in_base: list[str] = field(default_factory=list)
 
 
+@dataclass(repr=False)
+class DeltaResult:
+    """What `delta` measured: `table` (a plain DataFrame, one row per layer and module kind), `summary`
+    (base, tuned, model_type, num_layers, selector, bins, clip, eps, missing_in_base,
+    missing_in_tuned) and `notes` (vocabulary differences, tied embeddings, missing tensors)."""
+
+    table: pd.DataFrame
+    summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bin_edges(self) -> np.ndarray:
+        """The edges of every row's `histogram` bins (len = bins + 1)."""
+        return np.linspace(self.summary["clip"][0], self.summary["clip"][1], self.summary["bins"] + 1)
+
+    def __repr__(self) -> str:
+        return f"DeltaResult({self.summary['tuned']!r} vs {self.summary['base']!r}, {len(self.table)} modules)"
+
+
 def delta(
-    base: str | os.PathLike | Checkpoint,
-    tuned: str | os.PathLike | Checkpoint,
+    base: ModelSource,
+    tuned: ModelSource,
     select: str | Selector | None = None,
     *,
     layers: str | None = None,
@@ -102,45 +122,36 @@ def delta(
     progress: bool = True,
     allow_pickle: bool = False,
     block_elements: int = BLOCK_ELEMENTS,
-) -> pd.DataFrame:
-    """One row per (layer, module kind) with how far `tuned` moved from `base`.
+) -> DeltaResult:
+    """How far `tuned` moved from `base`: `.table` has one row per (layer, module kind).
 
-    Columns: `layer` (<NA> for embeddings, final norm, head), `kind`, `abs_norm` = ||W_R - W_B||_F,
+    `base` and `tuned` are each a path, a hub id, a loaded model or a state dict. Columns of
+    `.table`: `layer` (<NA> for embeddings, final norm, head), `kind`, `abs_norm` = ||W_R - W_B||_F,
     `rel_norm` = abs_norm / ||W_B||_F, `base_norm`, `tuned_norm`, `cosine`, `max_abs_delta`, the mean
     and std of r inside the clip range (`r_mean`, `r_std`), `clipped_share` (r outside it),
     `bimodality_coef` (Sarle's), `centre_share` (share of r within a quarter std of its mean),
     `bimodal` (coefficient > 5/9 and a valley at the mean: centre_share <= 0.1), `numel`, `tensors`, `note` and
-    `histogram` (counts of r in `bins` bins over `clip`). `df.attrs` holds the bin edges, the
-    inputs, notes (vocabulary differences, tied embeddings) and tensors missing on either side.
+    `histogram` (counts of r in `bins` bins over `clip`; edges in `.bin_edges`).
     """
     options = DeltaOptions(bins, tuple(clip), eps, block_elements)
     selector = select if isinstance(select, Selector) else Selector.parse(select, layers)
-    opened = [open_checkpoint(c, allow_pickle=allow_pickle) if not isinstance(c, Checkpoint) else c for c in (base, tuned)]
-    try:
-        base_ckpt, tuned_ckpt = opened
+    with opened(base, allow_pickle=allow_pickle) as base_ckpt, opened(tuned, allow_pickle=allow_pickle) as tuned_ckpt:
         base_map, tuned_map = check_compatible(base_ckpt, tuned_ckpt)
         plan = plan_pairs(base_map, tuned_map, selector, base_ckpt.source, tuned_ckpt.source)
         results = _stream(base_ckpt, tuned_ckpt, plan.pairs, options, progress)
-        table = _table(results, plan, base_map)
-        table.attrs.update(
-            base=base_ckpt.source,
-            tuned=tuned_ckpt.source,
-            model_type=base_map.model_type,
-            num_layers=base_map.num_layers,
-            selector=str(selector),
-            bins=options.bins,
-            clip=list(options.clip),
-            eps=options.eps,
-            bin_edges=options.bin_edges.tolist(),
-            notes=plan.notes,
-            missing_in_base=plan.missing_in_base,
-            missing_in_tuned=plan.missing_in_tuned,
-        )
-        return table
-    finally:
-        for ckpt, given in zip(opened, (base, tuned)):
-            if ckpt is not given:
-                ckpt.close()
+        summary = {
+            "base": base_ckpt.source,
+            "tuned": tuned_ckpt.source,
+            "model_type": base_map.model_type,
+            "num_layers": base_map.num_layers,
+            "selector": str(selector),
+            "bins": options.bins,
+            "clip": list(options.clip),
+            "eps": options.eps,
+            "missing_in_base": plan.missing_in_base,
+            "missing_in_tuned": plan.missing_in_tuned,
+        }
+        return DeltaResult(_table(results, plan, base_map), summary, plan.notes)
 
 
 def check_compatible(base: Checkpoint, tuned: Checkpoint) -> tuple[ModuleMap, ModuleMap]:

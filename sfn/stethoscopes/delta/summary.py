@@ -9,15 +9,17 @@ import numpy as np
 import pandas as pd
 
 from sfn import __version__
-from sfn.stethoscopes.delta.compute import kinds_in
+from sfn.stethoscopes.delta.compute import DeltaResult, kinds_in
 
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
+def summarize(delta: DeltaResult | pd.DataFrame) -> pd.DataFrame:
     """One row per module kind, ranked by mean relative change across layers (rank 1 moved most).
 
+    Takes what `delta` returns or its table (as read back from `delta.csv`, too).
     `first_in_layers` counts the layers in which the kind has the largest relative change of all
     kinds; `bimodal_layers` those in which its relative-change histogram is bimodal.
     """
+    table = delta.table if isinstance(delta, DeltaResult) else delta
     layered = table[table["layer"].notna()]
     leaders = layered.loc[layered.groupby("layer")["rel_norm"].idxmax()] if not layered.empty else layered
     first_counts = leaders["kind"].value_counts()
@@ -62,36 +64,46 @@ def ranking_text(summary: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
-def write_outputs(table: pd.DataFrame, out: str | Path, *, every: int = 5, plots: bool = True) -> dict[str, Path]:
+def write_outputs(result: DeltaResult, out: str | Path, *, every: int = 5, plots: bool = True) -> dict[str, Path]:
     """Write delta.csv, histograms.npz, summary.json and (with `plots`) the figures; returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    table = result.table
     paths = {"csv": out / "delta.csv", "histograms": out / "histograms.npz", "summary": out / "summary.json"}
     table.drop(columns=["histogram"]).to_csv(paths["csv"], index=False)
     np.savez_compressed(
         paths["histograms"],
-        counts=np.stack(table["histogram"].to_list()) if len(table) else np.zeros((0, table.attrs.get("bins", 0))),
+        counts=np.stack(table["histogram"].to_list()) if len(table) else np.zeros((0, result.summary["bins"])),
         layer=table["layer"].fillna(-1).to_numpy(dtype=np.int64),
         kind=table["kind"].to_numpy(dtype=str),
-        bin_edges=np.asarray(table.attrs.get("bin_edges", [])),
+        bin_edges=result.bin_edges,
     )
-    summary = summarize(table)
+    ranking = summarize(table)
     document = {
         "sfn_version": __version__,
-        **{k: table.attrs.get(k) for k in ("base", "tuned", "model_type", "num_layers", "selector", "bins", "clip", "eps")},
-        "notes": table.attrs.get("notes", []),
-        "missing_in_base": table.attrs.get("missing_in_base", []),
-        "missing_in_tuned": table.attrs.get("missing_in_tuned", []),
-        "kinds": {row["kind"]: {k: v for k, v in row.items() if k != "kind"} for row in summary.to_dict("records")},
+        **{k: v for k, v in result.summary.items() if k not in ("missing_in_base", "missing_in_tuned")},
+        "notes": result.notes,
+        "missing_in_base": result.summary["missing_in_base"],
+        "missing_in_tuned": result.summary["missing_in_tuned"],
+        "kinds": {row["kind"]: {k: v for k, v in row.items() if k != "kind"} for row in ranking.to_dict("records")},
     }
     paths["summary"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
     if plots:
         from sfn.stethoscopes.delta.plots import plot_heatmap, plot_histograms, plot_norms
 
-        paths["norms"] = plot_norms(table, out / "norms.png")
-        paths["histograms_png"] = plot_histograms(table, out / "histograms.png", every=every)
-        paths["heatmap"] = plot_heatmap(table, out / "heatmap.png")
+        figure_table = _with_figure_attrs(result)
+        paths["norms"] = plot_norms(figure_table, out / "norms.png")
+        paths["histograms_png"] = plot_histograms(figure_table, out / "histograms.png", every=every)
+        paths["heatmap"] = plot_heatmap(figure_table, out / "heatmap.png")
     return paths
+
+
+def _with_figure_attrs(result: DeltaResult) -> pd.DataFrame:
+    # The plot functions read the bin edges and the model names from `attrs`; a shallow copy carries
+    # them there so that `result.table` stays a plain DataFrame.
+    table = result.table.copy(deep=False)
+    table.attrs.update(base=result.summary["base"], tuned=result.summary["tuned"], bin_edges=result.bin_edges.tolist())
+    return table
 
 
 def _json_default(value: object) -> object:

@@ -18,7 +18,7 @@ import torch
 
 from sfn.stethoscopes.freeze.presets import TrainableParameters
 from sfn.stethoscopes.surgery.plugin import Plugin, extract_plugin
-from sfn.stethoscopes.surgery.sources import ModelTensors
+from sfn.io.sources import ModelTensors
 
 
 class BeforeTraining(ModelTensors):

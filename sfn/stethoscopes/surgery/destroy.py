@@ -22,7 +22,7 @@ from sfn.io import Checkpoint, TensorInfo
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.stethoscopes.surgery.output import DEFAULT_SHARD_SIZE, ModelOutput, OutputTensor, copied_tensor, parse_dtype, write_model_dir
 from sfn.stethoscopes.surgery.plan import parse_selector, select_parts, tied_problem
-from sfn.stethoscopes.surgery.sources import ModelSource, checkpoint_dir, opened
+from sfn.io.sources import ModelSource, checkpoint_dir, opened
 from sfn.stethoscopes.surgery.splice import reinit_values, write_part_
 
 METHODS = ("zero", "reinit", "remove")

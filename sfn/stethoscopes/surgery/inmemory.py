@@ -15,7 +15,7 @@ from sfn.errors import SfnError
 from sfn.registry import Selector, module_map
 from sfn.stethoscopes.surgery.destroy import destroy_part_, layers_of, selected_for_destruction
 from sfn.stethoscopes.surgery.plan import group_by_tensor, match_parts, takes_whole
-from sfn.stethoscopes.surgery.sources import ModelSource, ModelTensors, opened
+from sfn.io.sources import ModelSource, ModelTensors, opened, source_name
 from sfn.stethoscopes.surgery.splice import copy_part_
 
 
@@ -73,7 +73,7 @@ def merged(model: torch.nn.Module, donor: ModelSource, select: str | Selector) -
     """
     base = ModelTensors(model)
     base_map = module_map(base, warn=False)
-    edit = WeightEdit(model, f"merged {select} from {getattr(donor, 'source', donor)!s}")
+    edit = WeightEdit(model, f"merged {select} from {source_name(donor)}")
     with opened(donor) as donor_ck:
         taken = group_by_tensor(match_parts(base, donor_ck, select, base_map=base_map))
         try:

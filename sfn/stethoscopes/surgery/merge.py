@@ -21,7 +21,7 @@ from sfn.stethoscopes.surgery.output import (
     write_model_dir,
 )
 from sfn.stethoscopes.surgery.plan import MergePlan, PlannedTensor, plan_merge
-from sfn.stethoscopes.surgery.sources import ModelSource, checkpoint_dir, opened
+from sfn.io.sources import ModelSource, checkpoint_dir, opened
 from sfn.stethoscopes.surgery.splice import copy_part_
 
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from sfn.errors import SfnError
 from sfn.io import Checkpoint, TensorInfo
 from sfn.io.writer import RawBytes, ShardedSafetensorsWriter, atomic_output_dir, copy_model_extras, parse_size, raw_bytes
-from sfn.stethoscopes.surgery.sources import checkpoint_dir, weight_files
+from sfn.io.sources import checkpoint_dir, weight_files
 
 DEFAULT_SHARD_SIZE = "5GB"
 DTYPES = {

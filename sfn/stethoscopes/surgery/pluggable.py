@@ -16,7 +16,7 @@ from sfn.errors import SfnError
 from sfn.io.load_model import load_model, resolve_model_path
 from sfn.registry import ModulePart, module_map
 from sfn.stethoscopes.surgery.plugin import Plugin, plugin_targets, read_plugin
-from sfn.stethoscopes.surgery.sources import ModelTensors
+from sfn.io.sources import ModelTensors
 from sfn.stethoscopes.surgery.splice import PartKey, part_key, part_values, write_part_
 
 

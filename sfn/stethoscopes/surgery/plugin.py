@@ -32,7 +32,7 @@ from sfn.stethoscopes.surgery.output import (
     write_model_dir,
 )
 from sfn.stethoscopes.surgery.plan import match_parts, parse_selector
-from sfn.stethoscopes.surgery.sources import ModelSource, checkpoint_dir, opened
+from sfn.io.sources import ModelSource, checkpoint_dir, opened
 from sfn.stethoscopes.surgery.splice import PartKey, describe_part, part_key, part_values, write_part_
 
 METADATA_KEY = "sfn_plugin"

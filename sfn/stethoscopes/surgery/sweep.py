@@ -22,7 +22,7 @@ from sfn.io.load_model import load_model
 from sfn.registry import LINEAR_KINDS, Selector, module_map
 from sfn.stethoscopes.surgery.destroy import METHODS, selected_for_destruction
 from sfn.stethoscopes.surgery.inmemory import destroyed
-from sfn.stethoscopes.surgery.sources import ModelTensors
+from sfn.io.sources import ModelTensors
 
 REPEAT_N = 3
 

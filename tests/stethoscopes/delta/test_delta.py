@@ -53,7 +53,7 @@ def test_streamed_statistics_equal_a_naive_whole_tensor_computation(arch, tiny_m
     tuned = tuned_dir(arch, "noise", lambda name, t: gaussian(t, 0.02, seed=len(name)))
     bins, clip, eps = 41, (-0.5, 0.5), 1e-6
     # 48-element blocks force many blocks per tensor (and fused/transposed column blocks)
-    table = delta(base_dir, tuned, bins=bins, clip=clip, eps=eps, progress=False, block_elements=48)
+    table = delta(base_dir, tuned, bins=bins, clip=clip, eps=eps, progress=False, block_elements=48).table
     with open_checkpoint(base_dir) as b, open_checkpoint(tuned) as t:
         parts = module_map(b).parts
         tuned_parts = {(p.tensor, p.kind, p.param): p for p in module_map(t).parts}
@@ -72,7 +72,7 @@ def test_streamed_statistics_equal_a_naive_whole_tensor_computation(arch, tiny_m
 
 
 def test_finds_exactly_the_changed_modules(tiny_model_dir, tuned_dir):
-    table = delta(tiny_model_dir("llama"), tuned_dir("llama", "o1-norm2", perturb_o_and_norm), progress=False)
+    table = delta(tiny_model_dir("llama"), tuned_dir("llama", "o1-norm2", perturb_o_and_norm), progress=False).table
     changed = table[table["abs_norm"] > 0]
     assert set(zip(changed["layer"], changed["kind"])) == {(1, "o"), (2, "mlp_norm")}
     o_row = changed[changed["kind"] == "o"].iloc[0]
@@ -90,7 +90,7 @@ def test_gaussian_noise_is_not_bimodal_and_two_point_change_is(tiny_model_dir, t
             return t * (1 + 0.1 * torch.randn(t.shape, generator=torch.Generator().manual_seed(4)))
         return None
 
-    table = delta(tiny_model_dir("mistral"), tuned_dir("mistral", "bimodal", perturb), progress=False)
+    table = delta(tiny_model_dir("mistral"), tuned_dir("mistral", "bimodal", perturb), progress=False).table
     assert table[table["kind"] == "o"]["bimodal"].all()
     up = table[table["kind"] == "up"]
     assert not up["bimodal"].any()
@@ -112,7 +112,7 @@ def test_fused_tensor_changes_are_attributed_to_their_part(arch, fused_name, row
             return t
         return None
 
-    table = delta(tiny_model_dir(arch), tuned_dir(arch, "fused", perturb), progress=False)
+    table = delta(tiny_model_dir(arch), tuned_dir(arch, "fused", perturb), progress=False).table
     changed = set(table[table["abs_norm"] > 0]["kind"])
     assert changed == ({"q"} if rows is not None else {"k"})
 
@@ -124,12 +124,12 @@ def test_gpt2_conv1d_columns_map_to_kinds(tiny_model_dir, tuned_dir):
             return t
         return None
 
-    table = delta(tiny_model_dir("gpt2"), tuned_dir("gpt2", "v-columns", perturb), progress=False)
+    table = delta(tiny_model_dir("gpt2"), tuned_dir("gpt2", "v-columns", perturb), progress=False).table
     assert set(table[table["abs_norm"] > 0]["kind"]) == {"v"}
 
 
 def test_selector_and_layers_limit_the_rows(tiny_model_dir, tuned_dir):
-    table = delta(tiny_model_dir("llama"), tuned_dir("llama", "o1-norm2", perturb_o_and_norm), "o,mlp_norm", layers="1-2", progress=False)
+    table = delta(tiny_model_dir("llama"), tuned_dir("llama", "o1-norm2", perturb_o_and_norm), "o,mlp_norm", layers="1-2", progress=False).table
     assert sorted(zip(table["layer"], table["kind"])) == [(1, "mlp_norm"), (1, "o"), (2, "mlp_norm"), (2, "o")]
 
 
@@ -141,11 +141,11 @@ def test_vocabulary_difference_compares_shared_rows(tiny_model_dir, tmp_path):
 
     tuned = perturb_copy(tiny_model_dir("llama"), tmp_path / "tuned", grow)
     write_config(tuned, vocab_size=67)
-    table = delta(tiny_model_dir("llama"), tuned, progress=False)
-    embed = table[table["kind"] == "embed"].iloc[0]
+    result = delta(tiny_model_dir("llama"), tuned, progress=False)
+    embed = result.table[result.table["kind"] == "embed"].iloc[0]
     assert embed["numel"] == 64 * 32
     assert embed["max_abs_delta"] == pytest.approx(0.01, rel=1e-3)
-    assert "64 shared rows" in " ".join(table.attrs["notes"])
+    assert "64 shared rows" in " ".join(result.notes)
 
 
 def test_missing_tensors_are_listed_not_fatal(tiny_model_dir, tmp_path):
@@ -157,13 +157,14 @@ def test_missing_tensors_are_listed_not_fatal(tiny_model_dir, tmp_path):
     out.mkdir()
     save_file(tensors, out / "model.safetensors")
     (out / "config.json").write_text((tiny_model_dir("llama") / "config.json").read_text())
-    table = delta(tiny_model_dir("llama"), out, progress=False)
-    assert table.attrs["missing_in_tuned"] == ["model.layers.3.mlp.down_proj.weight"]
-    assert not ((table["layer"] == 3) & (table["kind"] == "down")).any()
+    result = delta(tiny_model_dir("llama"), out, progress=False)
+    assert result.summary["missing_in_tuned"] == ["model.layers.3.mlp.down_proj.weight"]
+    assert "1 tensors are missing" in " ".join(result.notes)
+    assert not ((result.table["layer"] == 3) & (result.table["kind"] == "down")).any()
 
 
 def test_tied_embeddings_are_counted_once(tiny_model_dir, tuned_dir):
-    table = delta(tiny_model_dir("gemma"), tuned_dir("gemma", "same", lambda n, t: None), progress=False)
+    table = delta(tiny_model_dir("gemma"), tuned_dir("gemma", "same", lambda n, t: None), progress=False).table
     assert "head" not in set(table["kind"]) and (table["kind"] == "embed").sum() == 1
     assert (table["abs_norm"] == 0).all()
 
@@ -189,8 +190,8 @@ def test_bad_options_are_reported(kwargs, message, tiny_model_dir):
 
 
 def test_outputs_are_written(tiny_model_dir, tuned_dir, tmp_path):
-    table = delta(tiny_model_dir("llama"), tuned_dir("llama", "o1-norm2", perturb_o_and_norm), progress=False)
-    paths = write_outputs(table, tmp_path / "out", every=2)
+    result = delta(tiny_model_dir("llama"), tuned_dir("llama", "o1-norm2", perturb_o_and_norm), progress=False)
+    paths = write_outputs(result, tmp_path / "out", every=2)
     for key in ("csv", "histograms", "summary", "norms", "histograms_png", "heatmap"):
         assert paths[key].is_file() and paths[key].stat().st_size > 0
     csv = pd.read_csv(paths["csv"])
@@ -198,4 +199,6 @@ def test_outputs_are_written(tiny_model_dir, tuned_dir, tmp_path):
     summary = json.loads(paths["summary"].read_text())
     assert summary["kinds"]["o"]["rank"] == 1 and summary["kinds"]["o"]["bimodal_layers"] == 1
     saved = np.load(paths["histograms"])
-    assert saved["counts"].shape == (len(table), table.attrs["bins"])
+    assert saved["counts"].shape == (len(result.table), result.summary["bins"])
+    assert np.array_equal(saved["bin_edges"], result.bin_edges) and len(result.bin_edges) == result.summary["bins"] + 1
+    assert summary["base"] == result.summary["base"] and summary["notes"] == result.notes
