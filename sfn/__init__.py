@@ -1,6 +1,8 @@
 """sfn: Stethoscope for Networks - find which modules of a transformer LLM carry which ability.
 
-The public API is loaded lazily, so `import sfn` stays fast and pulls in only what is used.
+The public API is loaded lazily, so `import sfn` stays fast and pulls in only what is used. No public
+name is also the name of a subpackage or module of sfn: importing `sfn.x` binds `sfn.x` to the
+module, which would shadow a function of that name (tests/test_api.py keeps it so).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ _EXPORTS = {
     "select": "sfn.registry",
     "Selector": "sfn.registry",
     "modules": "sfn.inspect",
+    "ModulesResult": "sfn.inspect",
     "delta": "sfn.stethoscopes.delta",
+    "DeltaResult": "sfn.stethoscopes.delta",
     "summarize": "sfn.stethoscopes.delta",
     "SfnError": "sfn.errors",
     "freeze": "sfn.stethoscopes.freeze",
