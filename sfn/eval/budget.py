@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 from sfn.eval.backends.base import Backend
 from sfn.eval.prompts import ThinkingMarkers
 
@@ -25,7 +25,7 @@ def parse_budget_forcing(text: str | None) -> int:
         return 0
     match = BUDGET_FORCING.fullmatch(text.strip())
     if not match:
-        raise SfnError(f"--budget-forcing {text!r}: expected 'wait:N' with N a whole number, e.g. 'wait:2'")
+        raise SfnError(f"{argument('budget_forcing', text)}: expected 'wait:N' with N a whole number, e.g. 'wait:2'")
     return int(match.group(1))
 
 

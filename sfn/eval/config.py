@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from sfn.errors import SfnError, SfnErrors
+from sfn.errors import SfnError, SfnErrors, argument
 from sfn.eval.benchmarks import Benchmark, get_benchmark, with_columns
 from sfn.eval.budget import parse_budget_forcing
 from sfn.eval.prompts import (
@@ -76,23 +76,23 @@ class EvalConfig:
             if self.columns:
                 unknown_roles = sorted(set(self.columns) - {"question", "answer", "distractors"})
                 if unknown_roles:
-                    problems.append(f"--columns: unknown role(s) {unknown_roles}; use question=COL,answer=COL[,distractors=C1|C2|C3]")
+                    problems.append(f"{argument('columns')}: unknown role(s) {unknown_roles}; the roles are question, answer and distractors")
                 benchmark = with_columns(benchmark, self.columns)
         except SfnError as error:
             problems.append(str(error))
         if self.prompt_format not in PROMPT_FORMATS:
-            problems.append(f"--format {self.prompt_format!r}: choose one of {', '.join(PROMPT_FORMATS)}")
+            problems.append(f"{argument('prompt_format', self.prompt_format, flag='--format')}: choose one of {', '.join(PROMPT_FORMATS)}")
         if self.backend not in BACKENDS:
-            problems.append(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+            problems.append(f"{argument('backend', self.backend)}: choose one of {', '.join(BACKENDS)}")
         for name in ("batch_size", "max_new_tokens", "max_answer_tokens"):
             if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+                problems.append(f"{argument(name)} must be at least 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
-            problems.append(f"--limit must be at least 1, got {self.limit}")
+            problems.append(f"{argument('limit')} must be at least 1, got {self.limit}")
         if self.max_thinking_tokens is not None and self.max_thinking_tokens < 1:
-            problems.append(f"--max-thinking-tokens must be at least 1, got {self.max_thinking_tokens}")
+            problems.append(f"{argument('max_thinking_tokens')} must be at least 1, got {self.max_thinking_tokens}")
         if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
-            problems.append("sampling needs temperature > 0 and 0 < top_p <= 1")
+            problems.append(f"sampling needs {argument('temperature')} > 0 and 0 < {argument('top_p')} <= 1")
         waits = 0
         try:
             waits = parse_budget_forcing(self.budget_forcing)
@@ -102,14 +102,15 @@ class EvalConfig:
         if isinstance(thinking, str):
             thinking = THINKING_STYLES.get(thinking)
             if thinking is None:
-                problems.append(f"--thinking {self.thinking!r}: choose one of {', '.join(THINKING_STYLES)} (or pass ThinkingMarkers)")
+                problems.append(f"{argument('thinking', self.thinking)}: choose one of {', '.join(THINKING_STYLES)} (or pass ThinkingMarkers)")
         wants_thinking = self.budget_forcing not in (None, "none") or self.max_thinking_tokens is not None
         if self.thinking is None and wants_thinking:
             problems.append(
-                "--budget-forcing and --max-thinking-tokens need thinking markers: add --thinking r1 or --thinking s1"
+                f"{argument('budget_forcing')} and {argument('max_thinking_tokens')} need thinking markers: "
+                f"add {argument('thinking', 'r1')} or {argument('thinking', 's1')}"
             )
         if "{question}" not in self.plain_template:
-            problems.append("--plain-template must contain {question}")
+            problems.append(f"{argument('plain_template')} must contain {{question}}")
         if problems:
             raise SfnErrors(problems, "invalid evaluation settings")
         return ResolvedConfig(self, benchmark, thinking, waits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 
 PROMPT_FORMATS = ("chat", "plain")
 # The "generate" interface: the paper found merged models answer coherently only when prompted
@@ -41,7 +41,7 @@ def build_prompt(
     """The full prompt text; with `thinking`, it ends in the start-of-thinking marker."""
     if prompt_format == "chat":
         if not getattr(tokenizer, "chat_template", None):
-            raise SfnError("the tokenizer has no chat template; use --format plain (the 'generate' interface)")
+            raise SfnError(f"the tokenizer has no chat template; use {argument('prompt_format', 'plain', flag='--format')}, the 'generate' interface")
         content = f"{question}\n\n{instruction}".strip()
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
             {"role": "user", "content": content}

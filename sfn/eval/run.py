@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 from sfn.eval.benchmarks import Benchmark, Sample, get_benchmark, load_samples
 from sfn.eval.budget import generate_outputs
 from sfn.eval.config import EvalConfig, ResolvedConfig
@@ -84,7 +84,7 @@ def rescore(run_dir: str | os.PathLike, benchmark: str | Benchmark | None = None
     run_dir = Path(run_dir)
     samples_path = run_dir / SAMPLES_FILE
     if not samples_path.is_file():
-        raise SfnError(f"{run_dir} holds no {SAMPLES_FILE}; pass the --out directory of an evaluation")
+        raise SfnError(f"{run_dir} holds no {SAMPLES_FILE}; pass the output directory of an evaluation ({argument('out')} of evaluate)")
     settings = json.loads((run_dir / SETTINGS_FILE).read_text())
     bench = get_benchmark(benchmark or settings["benchmark"])
     rows = []
@@ -200,7 +200,7 @@ def _start_run(out_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, A
         differing = sorted(key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key))
         if differing:
             details = ", ".join(f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now" for key in differing)
-            raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another --out or delete it")
+            raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another {argument('out')} or delete it")
     else:
         settings_path.write_text(json.dumps(settings, indent=2))
     samples_path = out_dir / SAMPLES_FILE
@@ -243,7 +243,7 @@ def _make_backend(model: Any, config: EvalConfig):
     sampling = {"do_sample": config.do_sample, "temperature": config.temperature, "top_p": config.top_p, "seed": config.seed}
     if config.backend == "vllm":
         if not isinstance(model, (str, os.PathLike)):
-            raise SfnError("--backend vllm loads the model itself: pass a model path or hub id, not a loaded model")
+            raise SfnError(f"{argument('backend', 'vllm')} loads the model itself: pass a model path or hub id, not a loaded model")
         from sfn.eval.backends.vllm import VLLMBackend
 
         return VLLMBackend(str(model), **sampling)

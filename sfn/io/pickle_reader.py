@@ -20,7 +20,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 PICKLE_REFUSAL = (
     "{path} is a pickled PyTorch checkpoint; loading a pickle can run arbitrary code, so sfn refuses it "
     "by default. Convert it once to safetensors (e.g. `AutoModelForCausalLM.from_pretrained(dir)"
-    ".save_pretrained(out)`), or pass --allow-pickle (Python: allow_pickle=True) to load it with "
+    ".save_pretrained(out)`), or pass allow_pickle=True (--allow-pickle) to load it with "
     "torch.load(weights_only=True)."
 )
 

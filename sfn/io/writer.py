@@ -234,7 +234,7 @@ def check_output_dir(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLi
     if target.exists() and not target.is_dir():
         raise SfnError(f"{target} exists and is not a directory; choose another output path")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise SfnError(f"{target} is not empty; pass --overwrite (Python: overwrite=True) to replace it")
+        raise SfnError(f"{target} is not empty; pass overwrite=True (--overwrite) to replace it")
     return target
 
 

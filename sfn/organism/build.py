@@ -22,7 +22,7 @@ import transformers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 import sfn
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 from sfn.organism.benchmark import BENCHMARK_FILE, organism_math
 from sfn.organism.corpus import Corpus, CorpusSizes, benchmark_rows, build_corpus
 from sfn.organism.tokenizer import build_tokenizer
@@ -152,7 +152,7 @@ def build_organism(seed: int, out: str | Path, *, quick: bool = False, config: B
     same learning rates), for checking reproducibility; it skips the evaluation.
     """
     if seed < 0:
-        raise SfnError(f"--seed must be a non-negative integer, got {seed}")
+        raise SfnError(f"{argument('seed')} must be a non-negative integer, got {seed}")
     out = Path(out)
     started = time.perf_counter()
     with build_threads():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 from sfn.eval.backends.base import Completion
 
 
@@ -16,8 +16,8 @@ class VLLMBackend:
             from vllm import LLM
         except ImportError:
             raise SfnError(
-                "--backend vllm needs vLLM: `pip install 'sfn[vllm]'` on a machine with a CUDA GPU; "
-                "or use --backend hf"
+                f"{argument('backend', 'vllm')} needs vLLM: `pip install 'sfn[vllm]'` on a machine with a CUDA GPU; "
+                f"or use {argument('backend', 'hf')}"
             ) from None
         self.llm = LLM(model=str(source), seed=seed)
         self.tokenizer = self.llm.get_tokenizer()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 from sfn.stethoscopes.freeze.report import compare_table, format_table
 from sfn.stethoscopes.freeze.train import FreezeResult, freeze
 
@@ -32,10 +32,10 @@ def compare(
     A model given as a path is loaded afresh for every run; an in-memory model is copied for each.
     """
     if not presets:
-        raise SfnError("--compare needs at least one preset or selector")
+        raise SfnError(f"{argument('presets', flag='--compare')} needs at least one preset or selector")
     names = [run_name(preset) for preset in presets]
     if len(set(names)) != len(names):
-        raise SfnError(f"--compare: presets {presets} would share an output folder; name each once")
+        raise SfnError(f"{argument('presets', flag='--compare')}: presets {presets} would share an output folder; name each once")
     out = Path(out)
     results = []
     for preset, name in zip(presets, names):

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sfn.errors import SfnError, SfnErrors
+from sfn.errors import SfnError, SfnErrors, argument
 from sfn.eval.benchmarks import BOXED_INSTRUCTION
 from sfn.eval.prompts import PROMPT_FORMATS
 from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE, ROLES
@@ -77,40 +77,40 @@ class FreezeConfig:
         """Raise `SfnErrors` listing every problem; return self when there is none."""
         problems: list[str] = []
         if not self.data:
-            problems.append("no training data: pass --data FILE.jsonl (or a hub dataset id)")
+            problems.append(f"no training data: pass {argument('data')}, a JSONL/JSON/CSV/Parquet file or a hub dataset id")
         if not self.out:
-            problems.append("no output folder: pass --out DIR")
+            problems.append(f"no output folder: pass {argument('out')}")
         if not str(self.train).strip():
-            problems.append("--train is empty: name a preset or a selector")
+            problems.append(f"{argument('train')} is empty: name a preset or a selector")
         unknown_roles = sorted(set(self.columns) - set(ROLES))
         if unknown_roles:
-            problems.append(f"--columns: unknown role(s) {unknown_roles}; use question=COL,reasoning=COL,answer=COL")
+            problems.append(f"{argument('columns')}: unknown role(s) {unknown_roles}; the roles are question, reasoning and answer")
         if self.prompt_format not in PROMPT_FORMATS:
-            problems.append(f"--format {self.prompt_format!r}: choose one of {', '.join(PROMPT_FORMATS)}")
+            problems.append(f"{argument('prompt_format', self.prompt_format, flag='--format')}: choose one of {', '.join(PROMPT_FORMATS)}")
         for name in ("seq_len", "batch_size", "grad_accum", "save_steps", "save_total_limit", "eval_limit", "eval_max_new_tokens"):
             if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+                problems.append(f"{argument(name, flag='' if name == 'save_total_limit' else None)} must be at least 1, got {getattr(self, name)}")
         for name in ("heldout",):
             if getattr(self, name) < 0:
-                problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+                problems.append(f"{argument(name)} must not be negative, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
-            problems.append(f"--limit must be at least 1, got {self.limit}")
+            problems.append(f"{argument('limit')} must be at least 1, got {self.limit}")
         if self.max_steps is not None and self.max_steps < 1:
-            problems.append(f"--max-steps must be at least 1, got {self.max_steps}")
+            problems.append(f"{argument('max_steps')} must be at least 1, got {self.max_steps}")
         if self.max_steps is None and not self.epochs > 0:
-            problems.append(f"--epochs must be positive, got {self.epochs}")
+            problems.append(f"{argument('epochs')} must be positive, got {self.epochs}")
         if not self.lr > 0:
-            problems.append(f"--lr must be positive, got {self.lr}")
+            problems.append(f"{argument('lr')} must be positive, got {self.lr}")
         if self.weight_decay < 0:
-            problems.append(f"--weight-decay must not be negative, got {self.weight_decay}")
+            problems.append(f"{argument('weight_decay')} must not be negative, got {self.weight_decay}")
         if not 0 <= self.warmup_ratio < 1:
-            problems.append(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+            problems.append(f"{argument('warmup_ratio')} must be in [0, 1), got {self.warmup_ratio}")
         if not 0 < self.adam_beta2 < 1:
             problems.append(f"adam_beta2 must be in (0, 1), got {self.adam_beta2}")
         if "{reasoning}" not in self.response_template or "{answer}" not in self.response_template:
-            problems.append("--response-template must contain {reasoning} and {answer}")
+            problems.append(f"{argument('response_template', flag='')} must contain {{reasoning}} and {{answer}}")
         if self.eval_data and not self.eval_benchmark:
-            problems.append("--eval-data needs --eval BENCHMARK (e.g. gsm8k) to say how to score it")
+            problems.append(f"{argument('eval_data')} needs {argument('eval_benchmark', flag='--eval')}, a benchmark name (e.g. gsm8k) that says how to score it")
         if problems:
             raise SfnErrors(problems, "invalid freeze settings")
         return self
@@ -132,6 +132,6 @@ def check_resumable(out_dir: Path, config: FreezeConfig, model_source: str) -> N
         )
         if differing:
             details = ", ".join(f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now" for key in differing)
-            raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another --out or delete it")
+            raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another {argument('out')} or delete it")
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2))

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 from sfn.eval.benchmarks import BOXED_INSTRUCTION, read_rows
 from sfn.eval.prompts import build_prompt
 
@@ -92,7 +92,7 @@ def read_records(source: str | Path, columns: dict[str, str] | None = None, limi
     if "question" not in columns or ("reasoning" not in columns and "answer" not in columns):
         raise SfnError(
             f"{source}: cannot tell which columns hold the question and the response (columns: {', '.join(available)}); "
-            "map them with --columns question=COL,reasoning=COL,answer=COL"
+            f"map them with {argument('columns')}: question=COL,reasoning=COL,answer=COL"
         )
     rows = rows[:limit] if limit else rows
     is_gsm8k = "reasoning" not in columns and all("####" in _text(row[columns["answer"]]) for row in rows[:20])
@@ -185,7 +185,7 @@ def prepare_data(
     if len(kept) <= heldout:
         raise SfnError(
             f"{len(kept)} usable examples (of {len(records)}; {len(records) - len(kept)} had no response token within "
-            f"--seq-len {seq_len}) leave nothing to train on after holding out {heldout}; use more data or a smaller --heldout"
+            f"{argument('seq_len', seq_len)}) leave nothing to train on after holding out {heldout}; use more data or a smaller {argument('heldout')}"
         )
     order = list(range(len(kept)))
     random.Random(seed).shuffle(order)

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map_of
 
 log = logging.getLogger("sfn")
@@ -31,7 +31,7 @@ def preset_selector(train: str, *, norms: bool = True) -> Selector:
     """The selector a preset name or selector text stands for, with every norm added when `norms`."""
     text = PRESETS.get(train.strip(), train)
     if not text.strip():
-        raise SfnError("--train is empty: name a preset (" + ", ".join(PRESETS) + ") or a selector such as 'o'")
+        raise SfnError(f"{argument('train')} is empty: name a preset (" + ", ".join(PRESETS) + ") or a selector such as 'o'")
     return Selector.parse(f"{text}; {NORMS_SELECTOR}" if norms else text)
 
 
@@ -100,7 +100,7 @@ def trainable_parameters(model: Any, train: str | Selector, *, norms: bool = Tru
     parameters = dict(model.named_parameters())
     names = [name for name in parameters if name in selected]
     if not names:
-        raise SfnError(f"--train {selector} selects no parameter of this {module_map.model_type or 'model'}; "
+        raise SfnError(f"{argument('train', selector)} selects no parameter of this {module_map.model_type or 'model'}; "
                        "check it with `sfn modules MODEL --select ...`")
     for name in names:
         all_parts = module_map.parts_of(name)

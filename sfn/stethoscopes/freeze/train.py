@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 from sfn.stethoscopes.freeze.callbacks import FrozenCheck, FrozenCheckCallback, InterruptCallback, MemoryCallback, SpeedCallback
 from sfn.stethoscopes.freeze.config import FreezeConfig, check_resumable
 from sfn.stethoscopes.freeze.data import Formatting, PaddingCollator, prepare_data, read_records
@@ -148,7 +148,7 @@ def freeze(
 
     last = _last_checkpoint(checkpoints)
     if last and not config.resume:
-        raise SfnError(f"{out_dir} already holds checkpoints (last: {Path(last).name}); resume it, or pass another --out")
+        raise SfnError(f"{out_dir} already holds checkpoints (last: {Path(last).name}); resume it, or pass another {argument('out')}")
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main:
         check_resumable(out_dir, config, source)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sfn.errors import SfnError, SfnErrors
+from sfn.errors import SfnError, SfnErrors, argument
 from sfn.io import Checkpoint, TensorInfo
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.stethoscopes.surgery.output import DEFAULT_SHARD_SIZE, ModelOutput, OutputTensor, copied_tensor, parse_dtype, write_model_dir
@@ -168,7 +168,7 @@ def destroy(
 ) -> DestroyResult:
     """Write `model` with the selected modules destroyed by `method` (zero, reinit, remove) to `out`."""
     if std <= 0 and method == "reinit":
-        raise SfnError(f"--std must be positive, got {std}")
+        raise SfnError(f"{argument('std')} must be positive, got {std}")
     target_dtype = parse_dtype(dtype)
     with opened(model) as checkpoint:
         base_map = module_map(checkpoint)

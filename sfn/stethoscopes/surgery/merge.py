@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 from sfn.io import Checkpoint
 from sfn.io.writer import check_output_dir
 from sfn.registry import Selector
@@ -82,7 +82,7 @@ def merge(
         if dry_run:
             return MergeResult(plan, None)
         if out is None:
-            raise SfnError("merge needs an output directory (--out DIR), or a dry run (--plan)")
+            raise SfnError(f"merge needs an output directory, {argument('out')}, or a dry run, {argument('dry_run', True, flag='--plan')}")
         base_dir, donor_dir = checkpoint_dir(base_ck), checkpoint_dir(donor_ck)
         inputs = [p for p in (base_dir, donor_dir) if p is not None]
         check_output_dir(out, inputs=inputs, overwrite=overwrite)

@@ -91,7 +91,7 @@ def extract_plugin(
     """Write the selected parts of TUNED, with the identity of BASE, to the plugin file `out`."""
     out = Path(out)
     if out.exists() and not overwrite:
-        raise SfnError(f"{out} exists; pass --overwrite (Python: overwrite=True) to replace it")
+        raise SfnError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     selector = parse_selector(select)
     with opened(base) as base_ck, opened(tuned) as tuned_ck:
         taken = match_parts(base_ck, tuned_ck, selector, action="extract")
@@ -149,7 +149,7 @@ def plugin_targets(plugin: Plugin, checkpoint: Checkpoint, target_map: ModuleMap
             problems.append(
                 f"plugin {plugin.path.name} was made for base {meta['base']['source']!r}, and {checkpoint.source} "
                 "differs from it in the modules the plugin replaces; apply it to its own base, or force it "
-                "(--force, Python: force=True)"
+                "(force=True, --force)"
             )
     if problems:
         raise SfnErrors(problems, f"cannot apply plugin {plugin.path} to {checkpoint.source}")

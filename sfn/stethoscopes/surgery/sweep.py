@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from sfn.errors import SfnError, SfnErrors
+from sfn.errors import SfnError, SfnErrors, argument
 from sfn.io.load_model import load_model
 from sfn.registry import LINEAR_KINDS, Selector, module_map
 from sfn.stethoscopes.surgery.destroy import METHODS, selected_for_destruction
@@ -119,7 +119,7 @@ def sweep(
     configs = sweep_configs(kinds, methods, list(layers) or [None])
     problems = [f"unknown method {m!r}: use {', '.join(METHODS)}" for m in methods if m not in METHODS]
     if "remove" in methods and None in layers:
-        problems.append("remove drops layers: give layer ranges (--layers 5-30)")
+        problems.append(f"remove drops layers: give layer ranges ({argument('layers', '5-30')})")
     for config in configs[1:]:
         if config.method not in METHODS or (config.method == "remove" and config.layers is None):
             continue  # already reported above
