@@ -24,6 +24,11 @@ def open_checkpoint(source: str | os.PathLike, *, allow_pickle: bool = False) ->
     resolved from the local Hugging Face cache, downloading only when the hub is reachable.
     Pickled checkpoints are refused unless `allow_pickle` is set.
     """
+    if not isinstance(source, (str, os.PathLike)):
+        raise SfnError(
+            f"open_checkpoint opens a path or a hub id, not a {type(source).__name__}; every sfn function that "
+            "takes a model also takes a loaded one (sfn.io.sources.opened reads one as a Checkpoint)"
+        )
     text = str(source)
     path = Path(text).expanduser()
     if path.exists():

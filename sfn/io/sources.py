@@ -22,7 +22,7 @@ ModelSource = Union[str, os.PathLike, Checkpoint, torch.nn.Module, Mapping[str, 
 
 
 class ModelTensors(Checkpoint):
-    """A loaded model's tensors behind the `Checkpoint` interface; reads are views, not copies.
+    """A loaded model's tensors behind the `Checkpoint` interface, read without copying on the CPU.
 
     A module is read through its parameters (tied ones once, under their first name, as
     `save_pretrained` writes them), so in-place edits of `parameters[name]` change the model. A
@@ -48,8 +48,11 @@ class ModelTensors(Checkpoint):
         return self._infos
 
     def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
+        """A view of a tensor in CPU memory; a copy, rows first, of one on an accelerator (readers of a
+        `Checkpoint` compute and write on the CPU)."""
         tensor = self.parameters[name].detach()
-        return tensor if rows is None else tensor[rows]
+        tensor = tensor if rows is None else tensor[rows]
+        return tensor if tensor.device.type == "cpu" else tensor.cpu()
 
 
 def _untied(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

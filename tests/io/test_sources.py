@@ -126,3 +126,9 @@ def test_merged_takes_a_donor_path_or_a_loaded_donor(pair):
             results.append({n: p.detach().clone() for n, p in model.named_parameters() if "o_proj" in n})
     assert results[0].keys() == results[1].keys() and results[0]
     assert all(torch.equal(results[0][n], results[1][n]) for n in results[0])
+
+
+def test_open_checkpoint_of_a_loaded_model_says_what_to_do(tiny_model_dir):
+    # It used to stringify the model into a path: OSError "File name too long".
+    with pytest.raises(SfnError, match="takes a loaded one"):
+        open_checkpoint(_loaded(tiny_model_dir("llama")))
