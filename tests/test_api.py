@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +43,18 @@ def test_public_names_survive_importing_every_module():
             assert not isinstance(value, types.ModuleType), f"sfn.{name} is a module"
             assert callable(value), f"sfn.{name} is not callable"
             assert value is before[name], f"sfn.{name} changed after importing every module"
+
+
+@pytest.mark.slow
+def test_the_public_api_leaves_the_users_matplotlib_backend():
+    # A notebook's backend is the user's: resolving sfn's names must not switch it (a fresh process,
+    # since tests in this one may already have imported plotting modules).
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import sfn\n"
+        "[getattr(sfn, name) for name in sfn.__all__]\n"
+        "print(matplotlib.get_backend())"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "svg"
