@@ -97,7 +97,8 @@ def test_every_settings_problem_reported_at_once(gsm8k_test, scripted):
         evaluate(scripted(answers_18), data=str(gsm8k_test), prompt_format="html", backend="tgi",
                  budget_forcing="wait2", max_thinking_tokens=0, batch_size=0)
     message = str(caught.value)
-    for fragment in ("--format 'html'", "--backend 'tgi'", "wait:N", "--max-thinking-tokens", "batch_size"):
+    for fragment in ("prompt_format='html' (--format html)", "backend='tgi' (--backend tgi)", "wait:N",
+                     "max_thinking_tokens (--max-thinking-tokens)", "batch_size (--batch-size)"):
         assert fragment in message
     with pytest.raises(SfnErrors, match="--thinking r1"):
         evaluate(scripted(answers_18), data=str(gsm8k_test), budget_forcing="wait:2")
