@@ -43,8 +43,8 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate `model` on a benchmark.
 
-    `model` is a model directory, `.gguf` file or hub id; an already-loaded `(model, tokenizer)`;
-    or a backend object (with `.generate` and `.tokenizer`). Settings come from `config` and/or
+    `model` is a model directory, `.gguf` file or hub id; an already-loaded `(model, tokenizer)`; a
+    loaded model alone (its tokenizer read from the directory it was loaded from); or a backend object (with `.generate` and `.tokenizer`). Settings come from `config` and/or
     keyword arguments (see `EvalConfig`). `reference_model` — a `(model, tokenizer)` or path of the
     undamaged base — lets the grader measure fluency by log-likelihood. With `config.out`, finished
     samples are appended to samples.jsonl as they come, and a rerun resumes after them. Ctrl-C stops
@@ -234,7 +234,22 @@ def _as_loaded(model: Any, config: EvalConfig) -> tuple[Any, Any]:
         from sfn.io.load_model import load_model
 
         return load_model(model, device=config.device)
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        return model, _tokenizer_beside(model)
     return model
+
+
+def _tokenizer_beside(model: Any) -> Any:
+    """The tokenizer saved where a bare loaded model came from, or None when there is none."""
+    where = str(getattr(model, "name_or_path", "") or "")
+    directory = Path(where).expanduser()
+    if not (where and directory.is_dir() and any(directory.glob("tokenizer*"))):
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(directory)
 
 
 def _make_backend(model: Any, config: EvalConfig):
@@ -251,5 +266,6 @@ def _make_backend(model: Any, config: EvalConfig):
 
     loaded, tokenizer = _as_loaded(model, config)
     if tokenizer is None:
-        raise SfnError("evaluation needs the model's tokenizer; pass (model, tokenizer)")
+        raise SfnError("evaluation needs the model's tokenizer, and none is saved where the model came from; "
+                       "pass (model, tokenizer), as sfn.load_model returns them")
     return HFBackend(loaded, tokenizer, batch_size=config.batch_size, **sampling)

@@ -177,3 +177,15 @@ def test_vllm_backend_errors_clearly(gsm8k_test, tiny_model, tiny_tokenizer, mon
         evaluate("some/model", backend="vllm", data=str(gsm8k_test), limit=1, progress=False)
     with pytest.raises(SfnError, match="pass a model path"):
         evaluate((tiny_model, tiny_tokenizer), backend="vllm", data=str(gsm8k_test), limit=1, progress=False)
+
+
+def test_a_bare_loaded_model_evaluates_with_the_tokenizer_saved_beside_it(tiny_model, tiny_tokenizer, gsm8k_test,
+                                                                          lexical_grader, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "model")
+    tiny_tokenizer.save_pretrained(tmp_path / "model")
+    loaded = type(tiny_model).from_pretrained(tmp_path / "model").eval()
+    settings = dict(data=str(gsm8k_test), limit=2, prompt_format="plain", max_new_tokens=4, grader=lexical_grader, progress=False)
+    alone, paired = evaluate(loaded, **settings), evaluate((loaded, tiny_tokenizer), **settings)
+    assert alone.samples["output"].tolist() == paired.samples["output"].tolist()
+    with pytest.raises(SfnError, match=r"pass \(model, tokenizer\)"):
+        evaluate(tiny_model, **settings)  # built in memory: no tokenizer saved anywhere
