@@ -87,6 +87,7 @@ def test_modules_of_a_path_a_model_and_a_state_dict(pair):
     pd.testing.assert_frame_equal(by_name(from_path), by_name(from_state))
     assert from_path.summary == from_model.summary
     assert from_path.summary["selected_parts"] == 2
+    assert from_path.table.attrs == {}  # metadata lives in .summary, which pandas operations cannot drop
     # A state dict has no config: classified by name patterns, and the result says so.
     assert from_state.summary["generic"] and from_state.notes
 
@@ -97,6 +98,7 @@ def test_delta_of_paths_and_of_loaded_models(pair):
     from_models = sfn.delta(_loaded(base), _loaded(tuned), progress=False)
     pd.testing.assert_frame_equal(from_paths.table, from_models.table, check_exact=True)
     assert from_paths.summary == from_models.summary
+    assert from_paths.table.attrs == {}
     assert sfn.summarize(from_models).iloc[0]["kind"] in {"o", "gate", "up", "down"}
 
 

@@ -12,14 +12,14 @@ from sfn import __version__
 from sfn.stethoscopes.delta.compute import DeltaResult, kinds_in
 
 
-def summarize(delta: DeltaResult | pd.DataFrame) -> pd.DataFrame:
+def summarize(result: DeltaResult | pd.DataFrame) -> pd.DataFrame:
     """One row per module kind, ranked by mean relative change across layers (rank 1 moved most).
 
     Takes what `delta` returns or its table (as read back from `delta.csv`, too).
     `first_in_layers` counts the layers in which the kind has the largest relative change of all
     kinds; `bimodal_layers` those in which its relative-change histogram is bimodal.
     """
-    table = delta.table if isinstance(delta, DeltaResult) else delta
+    table = result.table if isinstance(result, DeltaResult) else result
     layered = table[table["layer"].notna()]
     leaders = layered.loc[layered.groupby("layer")["rel_norm"].idxmax()] if not layered.empty else layered
     first_counts = leaders["kind"].value_counts()
