@@ -22,7 +22,7 @@ from sfn.demo.destruction_stage import run_destruction
 from sfn.demo.freeze_stage import run_freeze
 from sfn.demo.merge_stage import run_merge
 from sfn.demo.pair import DemoPair, custom_pair, organism_pair
-from sfn.errors import SfnError
+from sfn.errors import SfnError, argument
 
 INDEX_FILE = "demo.json"
 SMALL_MODEL_PARAMETERS = 50_000_000
@@ -81,14 +81,15 @@ def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = No
     from sfn.report import write_report
 
     if (base is None) != (tuned is None):
-        raise SfnError("give both --base and --tuned, or neither (the built-in organism)")
+        raise SfnError(f"give both {argument('base')} and {argument('tuned')}, or neither (the built-in organism)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     on_stage("loading the pair")
     if base is None:
         if benchmark or data or train_data:
-            raise SfnError("--benchmark, --data and --train-data apply to a pair given with --base and --tuned")
+            raise SfnError(f"{argument('benchmark')}, {argument('data')} and {argument('train_data')} apply to a pair "
+                           f"given with {argument('base')} and {argument('tuned')}")
         pair = organism_pair(out)
     else:
         pair = custom_pair(base, tuned, benchmark or "gsm8k", data, train_data)
@@ -126,7 +127,7 @@ def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Cal
         freeze = timed("freeze", "[4/4] Freeze: fine-tuning B with only some modules trainable",
                        lambda: run_freeze(pair, evaluation, settings.training(), out / "freeze"))
     else:
-        on_stage("[4/4] Freeze: skipped (give --train-data with R's training data)")
+        on_stage(f"[4/4] Freeze: skipped (give {argument('train_data')} with R's training data)")
     index = {
         "pair": pair.describe(),
         "settings": asdict(settings),

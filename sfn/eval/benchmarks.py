@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sfn.errors import SfnError, SfnErrors
+from sfn.errors import SfnError, SfnErrors, argument
 from sfn.eval.answers import COMPARERS, EXTRACTORS, Comparer, Extractor
 
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -279,7 +279,7 @@ def load_samples(benchmark: Benchmark, data: str | Path | None = None, limit: in
             raise SfnError(
                 f"{source or benchmark.hub.dataset}: missing column(s) {', '.join(map(repr, missing))} for benchmark "
                 f"{benchmark.name!r}; the file has {', '.join(map(repr, rows[0]))}. Map them with "
-                "--columns question=COL,answer=COL"
+                f"{argument('columns')}: question=COL,answer=COL"
             )
     rows = rows[:limit] if limit else rows
     samples = [benchmark.make_sample(row, index) for index, row in enumerate(rows)]

@@ -40,4 +40,4 @@ def test_demo_rejects_half_a_pair(tmp_path):
     from sfn.demo.cli import demo_command
 
     result = CliRunner().invoke(demo_command, ["--out", str(tmp_path), "--base", "some/model"])
-    assert result.exit_code == 2 and "both --base and --tuned" in result.output
+    assert result.exit_code == 2 and "both base (--base) and tuned (--tuned)" in result.output
