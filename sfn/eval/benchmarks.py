@@ -256,8 +256,8 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
 def load_rows_from_hub(benchmark: Benchmark) -> list[dict[str, Any]]:
     if benchmark.hub is None:
-        raise SfnError(f"benchmark {benchmark.name!r} has no hub source; pass a local file with --data FILE")
-    hint = f"download it elsewhere and pass --data FILE (JSONL/CSV/Parquet with columns {benchmark.required_columns()})"
+        raise SfnError(f"benchmark {benchmark.name!r} has no hub source; pass a local file as {argument('data', flag='--data FILE')}")
+    hint = f"download it elsewhere and pass {argument('data', flag='--data FILE')}, JSONL/CSV/Parquet with columns {benchmark.required_columns()}"
     try:
         import datasets
     except ImportError:

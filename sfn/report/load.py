@@ -39,7 +39,7 @@ def load_demo(folder: str | Path) -> DemoData:
     folder = Path(folder)
     index_path = folder / INDEX_FILE
     if not index_path.is_file():
-        raise SfnError(f"{folder} holds no {INDEX_FILE}; pass the --out folder of `sfn demo`")
+        raise SfnError(f"{folder} holds no {INDEX_FILE}; pass the folder `sfn demo --out` (or sfn.run_demo) wrote")
     index = json.loads(index_path.read_text())
     needed = [index["delta"]["table"], *index["delta"]["figures"].values(), index["merge"]["table"],
               index["merge"]["samples"], index["destruction"]["table"]]
