@@ -29,6 +29,10 @@ from sfn.io.checkpoint import Checkpoint, TensorInfo
 from sfn.io.safetensors_reader import SAFETENSORS_DTYPES, SafetensorsCheckpoint
 
 DTYPE_NAMES: dict[torch.dtype, str] = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
+# Kernel-side file-to-file copy is Linux-only (no `os.copy_file_range` on macOS or Windows): without
+# it, and where the kernel refuses (across filesystems), tensors are copied through a bounded buffer.
+copy_file_range = getattr(os, "copy_file_range", None)
+COPY_BUFFER = 64 * 2**20
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 # Files a model directory needs besides weights and config to tokenize and chat like the original.
@@ -173,23 +177,25 @@ class ShardedSafetensorsWriter:
         if source.length != spec.nbytes:
             raise ValueError(f"tensor {name!r}: {source.length} bytes in {source.path}, planned {spec.nbytes}")
         copied = 0
+        kernel = copy_file_range is not None
         with open(source.path, "rb") as f:
             while copied < source.length:
-                try:
-                    step = os.copy_file_range(
-                        f.fileno(), self._fd, source.length - copied, source.offset + copied, self._position
-                    )
-                except OSError:
-                    # No kernel-side copy across these filesystems: go through a bounded buffer.
+                remaining = source.length - copied
+                step = None
+                if kernel:
+                    try:
+                        step = copy_file_range(f.fileno(), self._fd, remaining, source.offset + copied, self._position)
+                        self._position += step
+                    except OSError:
+                        kernel = False  # no kernel-side copy across these filesystems: buffered from here on
+                if step is None:
                     f.seek(source.offset + copied)
-                    step = min(source.length - copied, 64 * 2**20)
-                    self._pwrite(f.read(step))
-                    copied += step
-                    continue
+                    block = f.read(min(remaining, COPY_BUFFER))
+                    step = len(block)
+                    self._pwrite(block)
                 if step == 0:
                     raise SfnError(f"{source.path} ended before tensor {name!r} was read whole")
                 copied += step
-                self._position += step
         self._next += 1
 
     def close(self) -> dict[str, str]:
