@@ -269,10 +269,15 @@ def atomic_output_dir(
 
 
 def copy_model_extras(
-    base_dir: Path | None, out: Path, *, tokenizer_dir: Path | None = None, config: dict[str, Any] | None = None
+    base_dir: Path | None,
+    out: Path,
+    *,
+    tokenizer_dir: Path | None = None,
+    config: dict[str, Any] | None = None,
+    copy_tokenizer: bool = True,
 ) -> list[str]:
-    """Write `config` and copy the generation config from `base_dir` and tokenizer files from
-    `tokenizer_dir` (default `base_dir`); returns the names of the files written."""
+    """Write `config` and copy the generation config from `base_dir` and (with `copy_tokenizer`)
+    tokenizer files from `tokenizer_dir` (default `base_dir`); returns the names of the files written."""
     written = []
     if config is not None:
         (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -281,10 +286,18 @@ def copy_model_extras(
         shutil.copyfile(base_dir / "generation_config.json", out / "generation_config.json")
         written.append("generation_config.json")
     tokenizer_dir = tokenizer_dir or base_dir
-    if tokenizer_dir is not None:
+    if tokenizer_dir is not None and copy_tokenizer:
         for pattern in TOKENIZER_GLOBS:
             for path in sorted(tokenizer_dir.glob(pattern)):
                 if path.is_file() and not (out / path.name).exists():
                     shutil.copyfile(path, out / path.name)
                     written.append(path.name)
     return written
+
+
+def write_gguf_tokenizer(gguf_file: Path, out: Path) -> None:
+    """Save the tokenizer a GGUF file carries as ordinary tokenizer files in `out`, so the output
+    loads with `from_pretrained(out)` (and lm-eval, vLLM) without the GGUF beside it."""
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name).save_pretrained(out)

@@ -21,7 +21,7 @@ from sfn.stethoscopes.surgery.output import (
     write_model_dir,
 )
 from sfn.stethoscopes.surgery.plan import MergePlan, PlannedTensor, plan_merge
-from sfn.stethoscopes.surgery.sources import ModelSource, checkpoint_dir, opened
+from sfn.stethoscopes.surgery.sources import ModelSource, checkpoint_dir, opened, tokenizer_source
 from sfn.stethoscopes.surgery.splice import copy_part_
 
 
@@ -94,7 +94,7 @@ def merge(
             inputs={"base": base_ck, "donor": donor_ck},
             config=config,
             extras_from=base_dir,
-            tokenizer_from=donor_dir if tokenizer_from == "donor" else base_dir,
+            tokenizer_from=tokenizer_source(donor_ck if tokenizer_from == "donor" else base_ck),
             card=(
                 f"BASE `{base_ck.source}` with the modules selected by `{plan.selector}` taken from DONOR "
                 f"`{donor_ck.source}` ({sum(t.source != 'base' for t in plan.tensors)} tensors), everything "

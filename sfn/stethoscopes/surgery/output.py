@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from sfn.errors import SfnError
 from sfn.io import Checkpoint, TensorInfo
-from sfn.io.writer import RawBytes, ShardedSafetensorsWriter, atomic_output_dir, copy_model_extras, parse_size, raw_bytes
+from sfn.io.writer import RawBytes, ShardedSafetensorsWriter, atomic_output_dir, copy_model_extras, parse_size, raw_bytes, write_gguf_tokenizer
 from sfn.stethoscopes.surgery.sources import checkpoint_dir, weight_files
 
 DEFAULT_SHARD_SIZE = "5GB"
@@ -138,7 +138,7 @@ class ModelOutput:
     card: str  # markdown body of the README model card
     parameters: dict[str, Any]
     tensor_sources: dict[str, str]
-    tokenizer_from: Path | None = None
+    tokenizer_from: Path | None = None  # a directory with tokenizer files, or a .gguf file holding one
 
 
 def write_model_dir(
@@ -157,7 +157,13 @@ def write_model_dir(
         hashes: dict[str, Future] = {role: pool.submit(describe_input, ck) for role, ck in meta.inputs.items()}
         with atomic_output_dir(out, inputs=input_paths, overwrite=overwrite) as work:
             weight_map = write_tensors(work, tensors, shard_bytes, f"sfn {meta.operation}")
-            copy_model_extras(meta.extras_from, work, tokenizer_dir=meta.tokenizer_from, config=meta.config)
+            gguf_tokenizer = meta.tokenizer_from if meta.tokenizer_from and meta.tokenizer_from.suffix == ".gguf" else None
+            copy_model_extras(
+                meta.extras_from, work, tokenizer_dir=None if gguf_tokenizer else meta.tokenizer_from, config=meta.config,
+                copy_tokenizer=gguf_tokenizer is None,
+            )
+            if gguf_tokenizer is not None:
+                write_gguf_tokenizer(gguf_tokenizer, work)
             provenance = {
                 "sfn_version": sfn_version(),
                 "operation": meta.operation,
