@@ -194,6 +194,7 @@ def destroy(
             config=config,
             extras_from=source_dir,
             tokenizer_from=tokenizer_source(checkpoint),
+            lineage=[checkpoint.source],
             card=f"`{checkpoint.source}` with `{parameters['select']}` destroyed by `{method}` (the Destruction Stethoscope).",
             parameters=parameters,
             tensor_sources={t.info.name: "model" for t in tensors} | {c["output"]: c["change"] for c in changes if c["output"]},

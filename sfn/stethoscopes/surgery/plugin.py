@@ -193,6 +193,8 @@ def apply_plugin(
             config=dict(base_ck.config),
             extras_from=source_dir,
             tokenizer_from=tokenizer_source(base_ck),
+            lineage=[base_ck.source, plugin.metadata["tuned"]["source"]],
+            relation="merge",
             card=f"`{base_ck.source}` with plugin `{plugin.path.name}` ({plugin.metadata['selector']} of "
             f"`{plugin.metadata['tuned']['source']}`) applied.",
             parameters={"plugin": str(plugin.path), "selector": plugin.metadata["selector"], "forced": force},
