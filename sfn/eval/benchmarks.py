@@ -249,8 +249,8 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         raise SfnError(f"{path}: unknown data format {path.suffix!r}; use .jsonl, .json, .csv or .parquet")
     try:
         frame = readers[path.suffix]()
-    except ImportError as error:  # Parquet needs pyarrow, which only the `eval` extra installs
-        raise SfnError(f"{path}: reading {path.suffix} files needs `pip install 'sfn[eval]'` ({error})") from None
+    except ImportError as error:  # Parquet needs pyarrow, a dependency of sfn that may have been removed
+        raise SfnError(f"{path}: reading {path.suffix} files needs pyarrow: `pip install pyarrow` ({error})") from None
     return frame.to_dict(orient="records")
 
 

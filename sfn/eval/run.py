@@ -54,15 +54,17 @@ def evaluate(
     resolved = config.resolved()
     samples = load_samples(resolved.benchmark, config.data, config.limit)
     out_dir = Path(config.out) if config.out else None
-    done = _start_run(out_dir, _settings_record(config, model)) if out_dir else {}
+    if config.grade_levels and grader is None:
+        # The shared default grader keeps MiniLM loaded across the many calls of a sweep.
+        grader = default_grader() if reference_model is None else Grader(reference=_as_loaded(reference_model, config))
+    # The grader's configuration (embedder, word list, thresholds) is a setting: resuming under another is refused.
+    settings_record = {**_settings_record(config, model), "grader": grader.configuration() if config.grade_levels else None}
+    done = _start_run(out_dir, settings_record) if out_dir else {}
     pending = [sample for sample in samples if sample.id not in done]
 
     interrupted, generated_tokens, elapsed = False, 0, 0.0
     if pending:
         backend = _make_backend(model, config)
-        if config.grade_levels and grader is None:
-            # The shared default grader keeps MiniLM loaded across the many calls of a sweep.
-            grader = default_grader() if reference_model is None else Grader(reference=_as_loaded(reference_model, config))
         started = time.perf_counter()  # after loading: the summary's rate is generation (and grading) only
         interrupted, generated_tokens = _run_pending(backend, pending, resolved, grader, done, out_dir)
         elapsed = time.perf_counter() - started

@@ -22,9 +22,13 @@ import torch
 from gguf import MODEL_ARCH_NAMES, GGMLQuantizationType, GGUFReader, get_tensor_name_map
 from gguf import quants as gguf_quants
 from transformers import CONFIG_MAPPING, AutoModelForCausalLM, PretrainedConfig
-from transformers.integrations.gguf import GGUF_ARCHS
 from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, LlamaTensorProcessor, TensorProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+try:
+    from transformers.integrations.gguf import GGUF_ARCHS
+except ImportError:  # transformers < 5.21 loads every GGUF architecture through the per-tensor tables below
+    GGUF_ARCHS = {}
 
 from sfn.errors import SfnError
 from sfn.io.checkpoint import Checkpoint, TensorInfo

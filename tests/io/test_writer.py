@@ -86,7 +86,22 @@ def test_sharded_roundtrip_with_index(tmp_path: Path) -> None:
             assert torch.equal(checkpoint.read(name), tensor), name
 
 
-def test_raw_copy_is_bit_exact(tmp_path: Path) -> None:
+def _refused(*args):
+    raise OSError(18, "Invalid cross-device link")
+
+
+@pytest.mark.parametrize(
+    "kernel_copy",
+    ["kernel", "absent", "refused"],  # Linux; macOS/Windows (no os.copy_file_range); across filesystems
+)
+def test_raw_copy_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: str) -> None:
+    import sfn.io.writer as writer_module
+
+    if kernel_copy == "kernel" and writer_module.copy_file_range is None:
+        pytest.skip("os.copy_file_range is Linux-only")
+    if kernel_copy != "kernel":
+        monkeypatch.setattr(writer_module, "copy_file_range", None if kernel_copy == "absent" else _refused)
+        monkeypatch.setattr(writer_module, "COPY_BUFFER", 7)  # several buffered blocks per tensor
     tensors = _tensors()
     save_file(tensors, tmp_path / "src.safetensors")
     out = tmp_path / "out"

@@ -20,6 +20,7 @@ import torch
 from sfn.errors import SfnError, argument
 from sfn.eval.benchmarks import BOXED_INSTRUCTION, read_rows
 from sfn.eval.prompts import build_prompt
+from sfn.io.hub_datasets import load_hub_rows
 
 ROLES = ("question", "reasoning", "answer")
 # Column names tried, in order, when no mapping is given (GSM8K, s1K, s1K-1.1, common SFT sets).
@@ -57,23 +58,13 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _hub_rows(dataset_id: str) -> list[dict[str, Any]]:
-    hint = "download it elsewhere and pass the JSONL file instead"
-    try:
-        import datasets
-    except ImportError:
-        raise SfnError(f"{dataset_id!r} is not a file; loading it from the Hugging Face hub needs `pip install datasets` ({hint})") from None
-    try:
-        table = datasets.load_dataset(dataset_id, split="train")
-    except Exception as error:  # offline, gated, renamed: all end the same way for the user
-        raise SfnError(f"could not load dataset {dataset_id!r} from the Hugging Face hub ({error}); {hint}") from None
-    return [dict(row) for row in table]
-
-
 def read_records(source: str | Path, columns: dict[str, str] | None = None, limit: int | None = None) -> list[Record]:
-    """Records from a local .jsonl/.json/.csv/.parquet file or a hub dataset id (split `train`)."""
+    """Records from a local .jsonl/.json/.csv/.parquet file or a hub dataset id (`org/name[:config]`, split `train`)."""
     path = Path(source).expanduser()
-    rows = read_rows(path) if path.exists() or path.suffix in LOCAL_SUFFIXES else _hub_rows(str(source))
+    if path.exists() or path.suffix in LOCAL_SUFFIXES:
+        rows = read_rows(path)
+    else:
+        rows = load_hub_rows(str(source), "train", hint="download it elsewhere and pass the JSONL file instead")
     if not rows:
         raise SfnError(f"{source}: no rows")
     available = list(rows[0])

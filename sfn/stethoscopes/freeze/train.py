@@ -11,6 +11,7 @@ OUT holds `checkpoints/` (resumed from automatically), `model/` (a loadable Hugg
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -71,6 +72,9 @@ def _training_arguments(config: FreezeConfig, checkpoints: Path):
     from transformers import TrainingArguments
 
     on_gpu = torch.cuda.is_available()
+    # transformers 5.23 renamed gradient_checkpointing to activation_checkpointing; older ones know only the first.
+    parameters = inspect.signature(TrainingArguments).parameters
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in parameters else "gradient_checkpointing"
     return TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=config.batch_size,
@@ -95,7 +99,7 @@ def _training_arguments(config: FreezeConfig, checkpoints: Path):
         dataloader_pin_memory=on_gpu,
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
-        activation_checkpointing=config.gradient_checkpointing,
+        **{checkpointing: config.gradient_checkpointing},
         disable_tqdm=not config.progress,
         ddp_find_unused_parameters=False,
     )

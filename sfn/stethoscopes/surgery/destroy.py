@@ -22,7 +22,7 @@ from sfn.io import Checkpoint, TensorInfo
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.stethoscopes.surgery.output import DEFAULT_SHARD_SIZE, ModelOutput, OutputTensor, copied_tensor, parse_dtype, write_model_dir
 from sfn.stethoscopes.surgery.plan import parse_selector, select_parts, tied_problem
-from sfn.io.sources import ModelSource, checkpoint_dir, opened
+from sfn.io.sources import ModelSource, checkpoint_dir, opened, tokenizer_source
 from sfn.stethoscopes.surgery.splice import reinit_values, write_part_
 
 METHODS = ("zero", "reinit", "remove")
@@ -193,6 +193,8 @@ def destroy(
             inputs={"model": checkpoint},
             config=config,
             extras_from=source_dir,
+            tokenizer_from=tokenizer_source(checkpoint),
+            lineage=[checkpoint.source],
             card=f"`{checkpoint.source}` with `{parameters['select']}` destroyed by `{method}` (the Destruction Stethoscope).",
             parameters=parameters,
             tensor_sources={t.info.name: "model" for t in tensors} | {c["output"]: c["change"] for c in changes if c["output"]},

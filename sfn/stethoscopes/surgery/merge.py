@@ -10,6 +10,7 @@ import torch
 
 from sfn.errors import SfnError, argument
 from sfn.io import Checkpoint
+from sfn.io.safetensors_reader import SafetensorsCheckpoint
 from sfn.io.writer import check_output_dir
 from sfn.registry import Selector
 from sfn.stethoscopes.surgery.output import (
@@ -20,8 +21,9 @@ from sfn.stethoscopes.surgery.output import (
     parse_dtype,
     write_model_dir,
 )
+from sfn.stethoscopes.surgery.mergekit import mergekit_config
 from sfn.stethoscopes.surgery.plan import MergePlan, PlannedTensor, plan_merge
-from sfn.io.sources import ModelSource, checkpoint_dir, opened
+from sfn.io.sources import ModelSource, checkpoint_dir, opened, tokenizer_source
 from sfn.stethoscopes.surgery.splice import copy_part_
 
 
@@ -94,7 +96,7 @@ def merge(
             inputs={"base": base_ck, "donor": donor_ck},
             config=config,
             extras_from=base_dir,
-            tokenizer_from=donor_dir if tokenizer_from == "donor" else base_dir,
+            tokenizer_from=tokenizer_source(donor_ck if tokenizer_from == "donor" else base_ck),
             card=(
                 f"BASE `{base_ck.source}` with the modules selected by `{plan.selector}` taken from DONOR "
                 f"`{donor_ck.source}` ({sum(t.source != 'base' for t in plan.tensors)} tensors), everything "
@@ -106,8 +108,20 @@ def merge(
                 "tokenizer_from": tokenizer_from,
             },
             tensor_sources=plan.sources(),
+            lineage=[base_ck.source, donor_ck.source],
+            relation="merge",
+            extra_files=_mergekit_file(base_ck, donor_ck, plan, config, tokenizer_from),
         )
         path = write_model_dir(
             out, merge_tensors(base_ck, donor_ck, plan), meta, shard_size=shard_size, overwrite=overwrite, input_paths=inputs
         )
     return MergeResult(plan, path)
+
+
+def _mergekit_file(base: Checkpoint, donor: Checkpoint, plan: MergePlan, config: dict, tokenizer_from: str) -> dict[str, str]:
+    """mergekit_config.yml when mergekit can make the same model (it reads safetensors, not GGUF)."""
+    if not all(isinstance(checkpoint, SafetensorsCheckpoint) for checkpoint in (base, donor)):
+        return {}
+    dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    text = mergekit_config(str(base.source), str(donor.source), plan, dtype, tokenizer_from)
+    return {"mergekit_config.yml": text} if text else {}

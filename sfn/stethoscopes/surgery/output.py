@@ -15,16 +15,18 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import ModelCardData
 from tqdm.auto import tqdm
 
 from sfn.errors import SfnError
 from sfn.io import Checkpoint, TensorInfo
-from sfn.io.writer import RawBytes, ShardedSafetensorsWriter, atomic_output_dir, copy_model_extras, parse_size, raw_bytes
+from sfn.io.resolve import HUB_ID
+from sfn.io.writer import RawBytes, ShardedSafetensorsWriter, atomic_output_dir, copy_model_extras, parse_size, raw_bytes, write_gguf_tokenizer
 from sfn.io.sources import checkpoint_dir, weight_files
 
 DEFAULT_SHARD_SIZE = "5GB"
@@ -138,7 +140,10 @@ class ModelOutput:
     card: str  # markdown body of the README model card
     parameters: dict[str, Any]
     tensor_sources: dict[str, str]
-    tokenizer_from: Path | None = None
+    tokenizer_from: Path | None = None  # a directory with tokenizer files, or a .gguf file holding one
+    lineage: Sequence[str] = ()  # the sources the output derives from, base first (hub ids reach the card)
+    relation: str | None = None  # the hub's base_model_relation ("merge"), if one fits
+    extra_files: dict[str, str] = field(default_factory=dict)  # name -> text, e.g. mergekit_config.yml
 
 
 def write_model_dir(
@@ -157,7 +162,13 @@ def write_model_dir(
         hashes: dict[str, Future] = {role: pool.submit(describe_input, ck) for role, ck in meta.inputs.items()}
         with atomic_output_dir(out, inputs=input_paths, overwrite=overwrite) as work:
             weight_map = write_tensors(work, tensors, shard_bytes, f"sfn {meta.operation}")
-            copy_model_extras(meta.extras_from, work, tokenizer_dir=meta.tokenizer_from, config=meta.config)
+            gguf_tokenizer = meta.tokenizer_from if meta.tokenizer_from and meta.tokenizer_from.suffix == ".gguf" else None
+            copy_model_extras(
+                meta.extras_from, work, tokenizer_dir=None if gguf_tokenizer else meta.tokenizer_from, config=meta.config,
+                copy_tokenizer=gguf_tokenizer is None,
+            )
+            if gguf_tokenizer is not None:
+                write_gguf_tokenizer(gguf_tokenizer, work)
             provenance = {
                 "sfn_version": sfn_version(),
                 "operation": meta.operation,
@@ -168,17 +179,37 @@ def write_model_dir(
             }
             (work / "sfn_provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
             (work / "README.md").write_text(_card(meta, provenance))
+            for name, text in meta.extra_files.items():
+                (work / name).write_text(text)
     finally:
         # On failure, don't make the user wait for hashes nobody will read.
         pool.shutdown(wait=False, cancel_futures=True)
     return Path(out).expanduser().resolve()
 
 
+def hub_repo(source: str) -> str | None:
+    """The hub repository a source names (`org/name` of `org/name@rev` or `org/name/FILE.gguf`), None for a local path."""
+    match = HUB_ID.fullmatch(str(source))
+    return match["repo"] if match and not Path(str(source)).expanduser().exists() else None
+
+
+def card_data(meta: ModelOutput) -> ModelCardData:
+    """The card's metadata: lineage as the hub reads it (`base_model`, `base_model_relation`)."""
+    repos = list(dict.fromkeys(repo for repo in map(hub_repo, meta.lineage) if repo))
+    base_model: str | list[str] | None = (repos[0] if len(repos) == 1 else repos) or None
+    return ModelCardData(
+        library_name="transformers",
+        tags=["sfn", meta.operation],
+        base_model=base_model,
+        base_model_relation=meta.relation if base_model else None,
+    )
+
+
 def _card(meta: ModelOutput, provenance: dict[str, Any]) -> str:
     inputs = "\n".join(f"- {role}: `{record['source']}`" for role, record in provenance["inputs"].items())
     params = "\n".join(f"- {key}: `{value}`" for key, value in meta.parameters.items())
     return (
-        f"---\nlibrary_name: transformers\ntags:\n- sfn\n- {meta.operation}\n---\n\n"
+        f"---\n{card_data(meta).to_yaml()}\n---\n\n"
         f"# sfn {meta.operation}\n\n{meta.card}\n\n## Inputs\n\n{inputs}\n\n## Parameters\n\n{params}\n\n"
         f"Made with sfn {provenance['sfn_version']} on {provenance['created']}; `sfn_provenance.json` records "
         "the hash of every input file and the source of every tensor.\n"

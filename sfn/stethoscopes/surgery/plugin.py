@@ -32,7 +32,7 @@ from sfn.stethoscopes.surgery.output import (
     write_model_dir,
 )
 from sfn.stethoscopes.surgery.plan import match_parts, parse_selector
-from sfn.io.sources import ModelSource, checkpoint_dir, opened
+from sfn.io.sources import ModelSource, checkpoint_dir, opened, tokenizer_source
 from sfn.stethoscopes.surgery.splice import PartKey, describe_part, part_key, part_values, write_part_
 
 METADATA_KEY = "sfn_plugin"
@@ -192,6 +192,9 @@ def apply_plugin(
             inputs={"base": base_ck},
             config=dict(base_ck.config),
             extras_from=source_dir,
+            tokenizer_from=tokenizer_source(base_ck),
+            lineage=[base_ck.source, plugin.metadata["tuned"]["source"]],
+            relation="merge",
             card=f"`{base_ck.source}` with plugin `{plugin.path.name}` ({plugin.metadata['selector']} of "
             f"`{plugin.metadata['tuned']['source']}`) applied.",
             parameters={"plugin": str(plugin.path), "selector": plugin.metadata["selector"], "forced": force},

@@ -100,3 +100,39 @@ def test_real_gsm8k_traces_are_clean(gsm8k_train: Path) -> None:
     assert len(records) == 200
     assert all("<<" not in r.reasoning and "####" not in r.reasoning and r.reasoning for r in records)
     assert all(r.answer.lstrip("-").replace(".", "").isdigit() for r in records)
+
+
+class _FakeDatasets:
+    """The two `datasets` calls a hub id makes, answered like the hub answers for openai/gsm8k."""
+
+    def __init__(self):
+        self.loaded = []
+
+    def get_dataset_config_names(self, dataset, revision=None):
+        return ["main", "socratic"]
+
+    def load_dataset(self, dataset, config, split, revision=None):
+        self.loaded.append((dataset, config, split, revision))
+        return [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3+4=<<3+4=7>>7\n#### 7"}]
+
+
+@pytest.mark.parametrize(
+    ("source", "config", "revision"),
+    [("openai/gsm8k", "main", None), ("openai/gsm8k:socratic", "socratic", None), ("openai/gsm8k:main@abc123", "main", "abc123")],
+)
+def test_hub_dataset_id_with_or_without_config(monkeypatch: pytest.MonkeyPatch, source, config, revision) -> None:
+    import datasets
+
+    fake = _FakeDatasets()
+    monkeypatch.setattr(datasets, "get_dataset_config_names", fake.get_dataset_config_names)
+    monkeypatch.setattr(datasets, "load_dataset", fake.load_dataset)
+    assert read_records(source) == [Record("Tom has 3 apples and buys 4. How many?", "3+4=7", "7")]
+    assert fake.loaded == [("openai/gsm8k", config, "train", revision)]
+
+
+def test_hub_dataset_with_several_configs_and_none_usual_asks_which(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    monkeypatch.setattr(datasets, "get_dataset_config_names", lambda dataset, revision=None: ["en", "fr"])
+    with pytest.raises(SfnError, match="has configs en, fr; name one as 'org/multi:CONFIG'"):
+        read_records("org/multi")
