@@ -86,11 +86,13 @@ def write_outputs(table: pd.DataFrame, out: str | Path, *, every: int = 5, plots
     }
     paths["summary"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
     if plots:
-        from sfn.stethoscopes.delta.plots import plot_heatmap, plot_histograms, plot_norms
+        from sfn.plotting import save_figure
+        from sfn.stethoscopes.delta.plots import delta_figures
 
-        paths["norms"] = plot_norms(table, out / "norms.png")
-        paths["histograms_png"] = plot_histograms(table, out / "histograms.png", every=every)
-        paths["heatmap"] = plot_heatmap(table, out / "heatmap.png")
+        for name, figure in delta_figures(table, every=every).items():
+            # the key of histograms.png says _png: "histograms" is histograms.npz
+            key = "histograms_png" if name == "histograms.png" else Path(name).stem
+            paths[key] = save_figure(figure, out / name)
     return paths
 
 
