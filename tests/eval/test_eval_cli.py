@@ -30,13 +30,13 @@ def test_eval_command_runs_and_resumes(tiny_model_dir, gsm8k_test, tmp_path):
 
 def test_eval_command_reports_bad_input(tiny_model_dir, gsm8k_test):
     result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--data", str(gsm8k_test), "--budget-forcing", "wait-2"])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert "wait:N" in result.output and "--thinking r1" in result.output
     assert "Traceback" not in result.output
     result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--data", str(gsm8k_test), "--columns", "question"])
-    assert result.exit_code != 0 and "ROLE=COLUMN" in result.output
+    assert result.exit_code == 2 and "ROLE=COLUMN" in result.output
     result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--benchmark", "nope"])
-    assert result.exit_code != 0 and "unknown benchmark 'nope'" in result.output
+    assert result.exit_code == 2 and "unknown benchmark 'nope'" in result.output
 
 
 def test_eval_command_with_custom_thinking_markers(tiny_model_dir, gsm8k_test, tmp_path):
