@@ -48,3 +48,23 @@ def test_eval_command_with_custom_thinking_markers(tiny_model_dir, gsm8k_test, t
     row = json.loads((tmp_path / "samples.jsonl").read_text())
     assert row["prompt"].endswith("<t>") and "</t> So:" in row["output"]
     assert row["thinking_tokens"] == 3 and row["tokens"] <= 5
+
+
+def test_interrupted_eval_keeps_samples_and_exits_130(tiny_model_dir, gsm8k_test, tmp_path, monkeypatch):
+    from sfn.eval.backends.hf import HFBackend
+
+    generate, calls = HFBackend.generate, []
+
+    def interrupted_on_second_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(HFBackend, "generate", interrupted_on_second_batch)
+    arguments = [str(tiny_model_dir), "--data", str(gsm8k_test), "--limit", "3", "--format", "plain",
+                 "--max-new-tokens", "4", "--batch-size", "1", "--no-levels", "--out", str(tmp_path)]
+    result = CliRunner().invoke(eval_command, arguments)
+    assert result.exit_code == 130, result.output
+    assert "interrupted: the samples finished before the interrupt are kept in --out" in result.stderr
+    assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 1
