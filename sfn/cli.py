@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import textwrap
 from pathlib import Path
 
 import click
-from click.utils import make_default_short_help
 
 from sfn import __version__
 from sfn.cli_errors import SfnGroup, report_errors
@@ -41,7 +41,7 @@ class LazyGroup(SfnGroup):
         rows = []
         for name in names:
             if name in self.lazy_commands and name in self.lazy_help:
-                rows.append((name, make_default_short_help(self.lazy_help[name], limit)))
+                rows.append((name, textwrap.shorten(self.lazy_help[name], max(limit, 10), placeholder="...")))
             elif (command := self.get_command(ctx, name)) is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(limit)))
         if rows:

@@ -50,8 +50,12 @@ def test_eval_command_with_custom_thinking_markers(tiny_model_dir, gsm8k_test, t
     assert row["thinking_tokens"] == 3 and row["tokens"] <= 5
 
 
-def test_interrupted_eval_keeps_samples_and_exits_130(tiny_model_dir, gsm8k_test, tmp_path, monkeypatch):
+def test_interrupted_eval_keeps_samples_and_exits_130(tiny_model_dir, tmp_path, monkeypatch):
     from sfn.eval.backends.hf import HFBackend
+
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {n} + {n}?", "answer": f"{n} + {n} = {2 * n}\n#### {2 * n}"}) + "\n"
+                            for n in range(3)))
 
     generate, calls = HFBackend.generate, []
 
@@ -62,9 +66,9 @@ def test_interrupted_eval_keeps_samples_and_exits_130(tiny_model_dir, gsm8k_test
         return generate(self, *args, **kwargs)
 
     monkeypatch.setattr(HFBackend, "generate", interrupted_on_second_batch)
-    arguments = [str(tiny_model_dir), "--data", str(gsm8k_test), "--limit", "3", "--format", "plain",
-                 "--max-new-tokens", "4", "--batch-size", "1", "--no-levels", "--out", str(tmp_path)]
+    arguments = [str(tiny_model_dir), "--data", str(data), "--format", "plain",
+                 "--max-new-tokens", "4", "--batch-size", "1", "--no-levels", "--out", str(tmp_path / "run")]
     result = CliRunner().invoke(eval_command, arguments)
     assert result.exit_code == 130, result.output
     assert "interrupted: the samples finished before the interrupt are kept in --out" in result.stderr
-    assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 1
+    assert len((tmp_path / "run" / "samples.jsonl").read_text().splitlines()) == 1
