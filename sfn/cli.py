@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
-import sys
+import textwrap
 from pathlib import Path
 
 import click
 
 from sfn import __version__
+from sfn.cli_errors import SfnGroup, report_errors
 from sfn.errors import SfnError
 
-
-def report_errors(command):
-    """Print an SfnError as a one-paragraph message (no traceback) and exit with status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except SfnError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
+__all__ = ["main", "report_errors"]
 
 
-class LazyGroup(click.Group):
-    """A command group whose subcommands from other packages are imported only when used."""
+class LazyGroup(SfnGroup):
+    """A command group whose subcommands from other packages are imported only when used.
+
+    `sfn -h` lists them from `lazy_help` (their one-line help), so listing imports none of them;
+    a command missing there is imported to read its help.
+    """
 
     lazy_commands: dict[str, str] = {}  # name -> "module:attribute"
+    lazy_help: dict[str, str] = {}  # name -> the command's one-line help (tests/test_cli.py keeps them equal)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
@@ -41,6 +34,19 @@ class LazyGroup(click.Group):
             module, attribute = self.lazy_commands[name].split(":")
             return getattr(importlib.import_module(module), attribute)
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names), default=0)
+        rows = []
+        for name in names:
+            if name in self.lazy_commands and name in self.lazy_help:
+                rows.append((name, textwrap.shorten(self.lazy_help[name], max(limit, 10), placeholder="...")))
+            elif (command := self.get_command(ctx, name)) is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -102,7 +108,7 @@ def modules_command(model: str, select: str | None, layers: str | None, selected
 @click.option("--every", default=5, show_default=True, help="histograms.png shows every k-th layer.")
 @click.option("--no-plots", is_flag=True, help="Skip the figures.")
 @pickle_option
-@report_errors
+@report_errors(kept="--out holds only the files finished before the interrupt (the tables come before the figures)")
 def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, no_plots, allow_pickle) -> None:
     """How far TUNED's weights moved from BASE's, per layer and module (the Delta stethoscope)."""
     from sfn.stethoscopes.delta import delta, ranking_text, summarize, write_outputs
@@ -125,7 +131,7 @@ def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, no_p
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--shape", default="tiny", show_default=True, help="tiny, qwen2.5-0.5b or qwen2.5-1.5b.")
 @click.option("--seed", default=0, show_default=True)
-@report_errors
+@report_errors(kept="OUT may hold a partial pair; run the command again to rewrite it")
 def make_pair_command(out: Path, shape: str, seed: int) -> None:
     """Write a synthetic base/tuned pair (OUT/base, OUT/tuned) whose o_proj moved bimodally."""
     from sfn.synthetic import make_pair
@@ -143,6 +149,16 @@ main.lazy_commands = {
     "organism": "sfn.organism.cli:organism_group",
     "demo": "sfn.demo.cli:demo_command",
     "report": "sfn.report.cli:report_command",
+}
+main.lazy_help = {
+    "merge": "Write BASE with the modules selected by --take taken from DONOR (the Merge Stethoscope).",
+    "destroy": "Destroy modules of MODEL (zero, reinit, remove) and write it to --out, or --sweep them in memory.",
+    "plugin": "Module plugins: extract a tuned model's modules into a small file, apply it to its base.",
+    "freeze": "Fine-tune MODEL with only the selected modules trainable (the Freeze stethoscope).",
+    "eval": "Evaluate MODEL (a directory, .gguf file or hub id) on a benchmark.",
+    "organism": "The built-in model organism: a tiny base model B and its reasoning fine-tune R.",
+    "demo": "Delta, Merge, Destruction and Freeze on one pair, summed up in OUT/report.html and OUT/report.md.",
+    "report": "Write FOLDER/report.html (self-contained, figures embedded) and FOLDER/report.md from `sfn demo --out FOLDER`.",
 }
 
 

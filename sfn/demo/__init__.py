@@ -1,5 +1,13 @@
 """`sfn demo`: the four stethoscopes on the built-in organism (or any pair), then the report."""
 
-from sfn.demo.run import DemoResult, DemoSettings, run_demo
+from sfn.lazy import lazy_exports
 
-__all__ = ["DemoResult", "DemoSettings", "run_demo"]
+# Loaded on first use: the package's light modules (the CLI's option lists) must not import torch.
+lazy_exports(
+    __name__,
+    {
+        "DemoResult": "sfn.demo.run",
+        "DemoSettings": "sfn.demo.run",
+        "run_demo": "sfn.demo.run",
+    },
+)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from sfn.cli import report_errors
+from sfn.cli_errors import SfnCommand, report_errors
 
 
-@click.command("demo")
+@click.command("demo", cls=SfnCommand)
 @click.option("--out", "-o", default="sfn-demo", show_default=True, type=click.Path(path_type=Path),
               help="Folder for every stage's tables and figures, report.html and report.md.")
 @click.option("--base", default=None, help="Base model (directory, .gguf or hub id); default: the built-in organism's B.")
@@ -19,7 +19,7 @@ from sfn.cli import report_errors
 @click.option("--train-data", default=None, help="R's training data (question/reasoning/answer JSONL) for the Freeze stage.")
 @click.option("--limit", default=None, type=int, help="Benchmark problems per evaluation (default 48).")
 @click.option("--freeze-steps", default=None, type=int, help="Optimizer steps per Freeze run (default 100).")
-@report_errors
+@report_errors(kept="the stages finished before the interrupt left their files in --out; report.html was not written")
 def demo_command(out: Path, base, tuned, benchmark, data, train_data, limit, freeze_steps) -> None:
     """Delta, Merge, Destruction and Freeze on one pair, summed up in OUT/report.html and OUT/report.md.
 

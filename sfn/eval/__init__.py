@@ -1,30 +1,24 @@
 """Evaluation: benchmarks, generation with budget forcing, answer checking and output levels I-IV."""
 
-from sfn.eval.benchmarks import (
-    Benchmark,
-    HubSource,
-    Sample,
-    register_benchmark,
-    registered_benchmarks,
-)
-from sfn.eval.config import EvalConfig
-from sfn.eval.grade import Grade, Grader, Thresholds, grade
-from sfn.eval.prompts import ThinkingMarkers
-from sfn.eval.run import EvalResult, evaluate, rescore
+from sfn.lazy import lazy_exports
 
-__all__ = [
-    "Benchmark",
-    "EvalConfig",
-    "EvalResult",
-    "Grade",
-    "Grader",
-    "HubSource",
-    "Sample",
-    "ThinkingMarkers",
-    "Thresholds",
-    "evaluate",
-    "grade",
-    "register_benchmark",
-    "registered_benchmarks",
-    "rescore",
-]
+# Loaded on first use: the package's light modules (the CLI's option lists) must not import torch.
+lazy_exports(
+    __name__,
+    {
+        "Benchmark": "sfn.eval.benchmarks",
+        "HubSource": "sfn.eval.benchmarks",
+        "Sample": "sfn.eval.benchmarks",
+        "register_benchmark": "sfn.eval.benchmarks",
+        "registered_benchmarks": "sfn.eval.benchmarks",
+        "EvalConfig": "sfn.eval.config",
+        "Grade": "sfn.eval.grade",
+        "Grader": "sfn.eval.grade",
+        "Thresholds": "sfn.eval.grade",
+        "grade": "sfn.eval.grade",
+        "ThinkingMarkers": "sfn.eval.prompts",
+        "EvalResult": "sfn.eval.run",
+        "evaluate": "sfn.eval.run",
+        "rescore": "sfn.eval.run",
+    },
+)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import click
 
+from sfn.cli_errors import SfnCommand, report_errors, stop_interrupted
 from sfn.errors import SfnError
 from sfn.eval.config import BACKENDS, EvalConfig
 from sfn.eval.prompts import (
@@ -15,6 +16,8 @@ from sfn.eval.prompts import (
     THINKING_STYLES,
     ThinkingMarkers,
 )
+
+RESUME = "the samples finished before the interrupt are kept in --out (if given); rerun the same command to resume"
 
 
 def _parse_columns(text: str | None) -> dict[str, str]:
@@ -39,7 +42,7 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
     return replace(base, **{k: v for k, v in (("start", start), ("end", end), ("answer_prefix", answer_prefix)) if v is not None})
 
 
-@click.command("eval")
+@click.command("eval", cls=SfnCommand)
 @click.argument("model")
 @click.option("--benchmark", default="gsm8k", show_default=True, help="gsm8k, math500, aime24, aime25, gpqa_diamond, a registered name, or a YAML spec file.")
 @click.option("--data", type=click.Path(dir_okay=False), help="Local JSONL/CSV/Parquet file instead of the Hugging Face hub.")
@@ -68,6 +71,7 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
 @click.option("--no-levels", is_flag=True, help="Skip grading output levels I-IV.")
 @click.option("--device", help="Device to load the model on (e.g. cuda).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (samples.jsonl, summary.json); an existing run there resumes.")
+@report_errors(kept=RESUME)
 def eval_command(
     model: str,
     columns: str | None,
@@ -81,15 +85,12 @@ def eval_command(
     """Evaluate MODEL (a directory, .gguf file or hub id) on a benchmark."""
     from sfn.eval.run import evaluate
 
-    try:
-        options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
-        config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, **options)
-        result = evaluate(model, config, reference_model=reference_model)
-    except SfnError as error:
-        raise click.ClickException(str(error)) from None
+    options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
+    config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, **options)
+    result = evaluate(model, config, reference_model=reference_model)
     summary = result.summary
-    if summary.get("interrupted"):
-        click.echo("interrupted: the samples finished so far are kept; rerun the same command to resume", err=True)
     click.echo(json.dumps(summary, indent=2))
     if result.out_dir:
         click.echo(f"samples: {result.out_dir / 'samples.jsonl'}")
+    if summary.get("interrupted"):
+        stop_interrupted(RESUME if result.out_dir else "the summary above covers the samples finished so far (no --out, so nothing was saved)")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from sfn.cli import report_errors
+from sfn.cli_errors import SfnGroup, report_errors
 
 
-@click.group("organism")
+@click.group("organism", cls=SfnGroup)
 def organism_group() -> None:
     """The built-in model organism: a tiny base model B and its reasoning fine-tune R."""
 
@@ -19,7 +19,7 @@ def organism_group() -> None:
 @click.option("--out", "-o", default="organism", show_default=True, type=click.Path(path_type=Path),
               help="Folder for base/, tuned/, organism-math.jsonl and provenance.json.")
 @click.option("--quick", is_flag=True, help="Only the first steps of each stage (checks reproducibility; no evaluation).")
-@report_errors
+@report_errors(kept="--out may hold a partial build; run the command again to rebuild it")
 def build_command(seed: int, out: Path, quick: bool) -> None:
     """Pretrain B on a generated world, fine-tune R on worked solutions, and measure both."""
     from sfn.organism.build import build_organism

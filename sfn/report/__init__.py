@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sfn.report.load import DemoData, load_demo
-from sfn.report.render import render_html, render_markdown
-from sfn.report.sections import build_sections
-from sfn.report.verdicts import Verdict
+from sfn.lazy import lazy_exports
 
 FIGURES_DIR = "report_figures"
 
@@ -17,6 +14,10 @@ __all__ = ["DemoData", "Verdict", "load_demo", "write_report"]
 
 def write_report(folder: str | Path) -> dict[str, Path]:
     """Write FOLDER/report.html (self-contained) and FOLDER/report.md from what `sfn demo` left there."""
+    from sfn.report.load import load_demo
+    from sfn.report.render import render_html, render_markdown
+    from sfn.report.sections import build_sections
+
     data = load_demo(folder)
     folder = Path(folder)
     sections = build_sections(data, folder / FIGURES_DIR)
@@ -26,3 +27,7 @@ def write_report(folder: str | Path) -> dict[str, Path]:
     links = {path: os.path.relpath(path, folder) for section in sections for _, path in section.figures}
     paths["markdown"].write_text(render_markdown(sections, title, links), encoding="utf-8")
     return paths
+
+
+# pandas and matplotlib load on first use, so that `sfn report -h` stays fast.
+lazy_exports(__name__, {"DemoData": "sfn.report.load", "load_demo": "sfn.report.load", "Verdict": "sfn.report.verdicts"})

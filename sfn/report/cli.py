@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from sfn.cli import report_errors
+from sfn.cli_errors import SfnCommand, report_errors
 
 
-@click.command("report")
+@click.command("report", cls=SfnCommand)
 @click.argument("folder", type=click.Path(path_type=Path))
 @report_errors
 def report_command(folder: Path) -> None:

@@ -1,5 +1,6 @@
 """The report's own figures (the Destruction level map, the Freeze loss curves, Merge levels) and
-embedding any PNG as a data URI so the page fetches nothing."""
+embedding any PNG as a data URI so the page fetches nothing. The `plot_*` functions return
+`matplotlib.figure.Figure` objects; `build_sections` saves them."""
 
 from __future__ import annotations
 
@@ -7,18 +8,14 @@ import base64
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from sfn.plotting import new_figure
 
 LEVEL_COLOURS = {"I": "#d73027", "II": "#fc8d59", "III": "#91bfdb", "IV": "#1a9850"}
 LEVEL_VALUES = {"I": 1, "II": 2, "III": 3, "IV": 4}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def data_uri(path: Path) -> str:
@@ -31,15 +28,13 @@ def typical_level(counts: dict[str, int]) -> str:
     return ordered[(len(ordered) - 1) // 2] if ordered else "I"
 
 
-def plot_level_map(levels: pd.DataFrame, path: Path, layers: str) -> Path:
+def plot_level_map(levels: pd.DataFrame, layers: str) -> Figure:
     """Module kind (rows) x destruction condition (columns: method, or method and layer range),
     coloured by the typical level, with counts."""
-    from matplotlib.colors import ListedColormap
-
-    plt = _pyplot()
     kinds = list(dict.fromkeys(levels["kind"]))
     conditions = list(dict.fromkeys(levels["condition"]))
-    figure, axis = plt.subplots(figsize=(1.9 * len(conditions) + 2.2, 0.5 * len(kinds) + 1.4))
+    figure = new_figure(1.9 * len(conditions) + 2.2, 0.5 * len(kinds) + 1.4)
+    axis = figure.subplots()
     grid = [[float("nan")] * len(conditions) for _ in kinds]  # a kind a condition does not destroy stays blank
     for _, row in levels.iterrows():
         counts = {level: int(row[f"level_{level}"]) for level in LEVEL_VALUES}
@@ -52,19 +47,17 @@ def plot_level_map(levels: pd.DataFrame, path: Path, layers: str) -> Path:
     axis.set_xticks(range(len(conditions)), conditions)
     axis.set_yticks(range(len(kinds)), kinds)
     axis.set_title(f"Destruction of layers {layers}: typical output level", fontsize=10)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in LEVEL_COLOURS.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=colour) for colour in LEVEL_COLOURS.values()]
     axis.legend(handles, [f"level {level}" for level in LEVEL_COLOURS], loc="upper left", bbox_to_anchor=(1.02, 1),
                 fontsize=8, frameon=False)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figure
 
 
-def plot_merge_levels(merge: pd.DataFrame, path: Path) -> Path:
+def plot_merge_levels(merge: pd.DataFrame) -> Figure:
     """Stacked bars: how each Merge variant's outputs split over levels I-IV."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(7, 0.45 * len(merge) + 1.2))
+    figure = new_figure(7, 0.45 * len(merge) + 1.2)
+    axis = figure.subplots()
     left = [0.0] * len(merge)
     for level, colour in LEVEL_COLOURS.items():
         values = merge[f"level_{level}"].astype(float).tolist()
@@ -74,15 +67,13 @@ def plot_merge_levels(merge: pd.DataFrame, path: Path) -> Path:
     axis.set_xlabel("outputs")
     axis.legend(ncol=4, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figure
 
 
-def plot_losses(losses: dict[str, pd.DataFrame], path: Path) -> Path:
+def plot_losses(losses: dict[str, pd.DataFrame]) -> Figure:
     """Freeze training loss per preset, on shared axes."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(7, 3.8))
+    figure = new_figure(7, 3.8)
+    axis = figure.subplots()
     for preset, frame in losses.items():
         axis.plot(frame["step"], frame["loss"], label=preset, linewidth=1.3)
     axis.set_xlabel("optimizer step")
@@ -91,6 +82,4 @@ def plot_losses(losses: dict[str, pd.DataFrame], path: Path) -> Path:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figure

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sfn.plotting import save_figure
 from sfn.report.figures import (
     plot_level_map,
     plot_losses,
@@ -90,7 +91,7 @@ def merge_section(data: DemoData, scratch: Path) -> Section:
                                                       for _, r in example_rows.iterrows()],
                      [r["level"] for _, r in example_rows.iterrows()])
     question = example_rows["question"].iloc[0]
-    figure = plot_merge_levels(merge, scratch / "merge_levels.png")
+    figure = save_figure(plot_merge_levels(merge), scratch / "merge_levels.png", dpi=110)
     return Section("Merge", "B with one module kind copied from R, no training (the paper's Table 1), "
                    f"on {int(merge['samples'].iloc[0])} problems of {data.pair['benchmark']}.",
                    merge_verdict(merge),
@@ -102,7 +103,7 @@ def merge_section(data: DemoData, scratch: Path) -> Section:
 def destruction_section(data: DemoData, scratch: Path) -> Section:
     layers = data.index["destruction"]["layers"]
     levels = destruction_levels(data.destruction)
-    figure = plot_level_map(levels, scratch / "level_map.png", layers)
+    figure = save_figure(plot_level_map(levels, layers), scratch / "level_map.png", dpi=110)
     first = data.destruction[data.destruction["prompt"] == data.destruction["prompt"].min()]
     rows, row_levels = [], []
     for _, cell in levels.iterrows():
@@ -133,7 +134,7 @@ def freeze_section(data: DemoData, scratch: Path) -> Section | None:
     columns = ["preset", "trainable params", "share", "held-out loss", "held-out accuracy", "final train loss", "tokens/s"]
     rows = [[r["preset"], f"{r['trainable params']:,.0f}", f"{r['share']:.1%}", f"{r['held-out loss']:.3f}",
              f"{r['held-out accuracy']:.1%}", f"{r['final train loss']:.3f}", f"{r['tokens/s']:.0f}"] for _, r in freeze.iterrows()]
-    figure = plot_losses(data.freeze_losses, scratch / "freeze_losses.png")
+    figure = save_figure(plot_losses(data.freeze_losses), scratch / "freeze_losses.png", dpi=110)
     return Section("Freeze", f"B fine-tuned for {steps} steps on R's training data with only the named modules "
                    "(and norms) trainable (the paper's Table 2), then scored on the benchmark.",
                    freeze_verdict(freeze, samples), [("Trainable modules and what they reach", Table(columns, rows))],

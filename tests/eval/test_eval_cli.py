@@ -30,13 +30,13 @@ def test_eval_command_runs_and_resumes(tiny_model_dir, gsm8k_test, tmp_path):
 
 def test_eval_command_reports_bad_input(tiny_model_dir, gsm8k_test):
     result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--data", str(gsm8k_test), "--budget-forcing", "wait-2"])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert "wait:N" in result.output and "--thinking r1" in result.output
     assert "Traceback" not in result.output
     result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--data", str(gsm8k_test), "--columns", "question"])
-    assert result.exit_code != 0 and "ROLE=COLUMN" in result.output
+    assert result.exit_code == 2 and "ROLE=COLUMN" in result.output
     result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--benchmark", "nope"])
-    assert result.exit_code != 0 and "unknown benchmark 'nope'" in result.output
+    assert result.exit_code == 2 and "unknown benchmark 'nope'" in result.output
 
 
 def test_eval_command_with_custom_thinking_markers(tiny_model_dir, gsm8k_test, tmp_path):
@@ -48,3 +48,27 @@ def test_eval_command_with_custom_thinking_markers(tiny_model_dir, gsm8k_test, t
     row = json.loads((tmp_path / "samples.jsonl").read_text())
     assert row["prompt"].endswith("<t>") and "</t> So:" in row["output"]
     assert row["thinking_tokens"] == 3 and row["tokens"] <= 5
+
+
+def test_interrupted_eval_keeps_samples_and_exits_130(tiny_model_dir, tmp_path, monkeypatch):
+    from sfn.eval.backends.hf import HFBackend
+
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {n} + {n}?", "answer": f"{n} + {n} = {2 * n}\n#### {2 * n}"}) + "\n"
+                            for n in range(3)))
+
+    generate, calls = HFBackend.generate, []
+
+    def interrupted_on_second_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(HFBackend, "generate", interrupted_on_second_batch)
+    arguments = [str(tiny_model_dir), "--data", str(data), "--format", "plain",
+                 "--max-new-tokens", "4", "--batch-size", "1", "--no-levels", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(eval_command, arguments)
+    assert result.exit_code == 130, result.output
+    assert "interrupted: the samples finished before the interrupt are kept in --out" in result.stderr
+    assert len((tmp_path / "run" / "samples.jsonl").read_text().splitlines()) == 1

@@ -1,28 +1,48 @@
-"""The paper's Delta figures: change per kind across layers (Fig. 2), r histograms (Fig. 3), a heatmap."""
+"""The paper's Delta figures: change per kind across layers (Fig. 2), r histograms (Fig. 3), a heatmap.
+
+Each `plot_*` function returns a `matplotlib.figure.Figure` and saves nothing; `delta_figures` names
+them by file, and `write_outputs` saves them. Drawing is kept cheap for large models: one artist per
+histogram panel (precomputed counts drawn as stairs), shared axes, and fixed margins instead of
+`tight_layout`, which measures every label of every panel.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from sfn.plotting import new_figure
+from sfn.registry.kinds import LINEAR_KINDS
+from sfn.stethoscopes.delta.compute import kinds_in
 
-from sfn.stethoscopes.delta.compute import kinds_in  # noqa: E402
-from sfn.registry.kinds import LINEAR_KINDS  # noqa: E402
+
+def delta_figures(table: pd.DataFrame, *, every: int = 5) -> dict[str, Figure]:
+    """Every Delta figure by its file name (a new figure is one more entry here)."""
+    return {
+        "norms.png": plot_norms(table),
+        "histograms.png": plot_histograms(table, every=every),
+        "heatmap.png": plot_heatmap(table),
+    }
 
 
 def _layered(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["layer"].notna()]
 
 
-def plot_norms(table: pd.DataFrame, path: Path) -> Path:
+def _margins(figure: Figure, *, left: float, right: float, bottom: float, top: float, **spacing: float) -> None:
+    """Fixed margins in inches (not figure fractions), so that labels fit at any figure size."""
+    width, height = figure.get_size_inches()
+    figure.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height, **spacing)
+
+
+def plot_norms(table: pd.DataFrame) -> Figure:
     """Figure 2: ||W_R - W_B|| (left) and its ratio to ||W_B|| (right), one line per kind, across layers."""
     layered = _layered(table)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    figure = new_figure(13, 4.5)
+    axes = figure.subplots(1, 2)
     for kind in kinds_in(layered):
         rows = layered[layered["kind"] == kind].sort_values("layer")
         style = {"linewidth": 2.6, "zorder": 3} if kind == "o" else {"linewidth": 1.2}
@@ -30,18 +50,16 @@ def plot_norms(table: pd.DataFrame, path: Path) -> Path:
         axes[1].plot(rows["layer"], rows["rel_norm"], label=kind, **style)
     axes[0].set_title(r"absolute change $\|W_R - W_B\|_F$")
     axes[1].set_title(r"relative change $\|W_R - W_B\|_F / \|W_B\|_F$")
-    for ax in axes:
-        ax.set_xlabel("layer")
-        ax.grid(alpha=0.3)
+    for axis in axes:
+        axis.set_xlabel("layer")
+        axis.grid(alpha=0.3)
     axes[1].legend(fontsize=8, ncol=2, loc="best")
-    fig.suptitle(_title(table), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    figure.suptitle(_title(table), fontsize=10)
+    _margins(figure, left=0.8, right=0.25, bottom=0.6, top=0.75, wspace=0.18)
+    return figure
 
 
-def plot_histograms(table: pd.DataFrame, path: Path, *, every: int = 5) -> Path:
+def plot_histograms(table: pd.DataFrame, *, every: int = 5) -> Figure:
     """Figure 3: histograms of the element-wise relative change of each linear kind, every `every` layers.
 
     All panels share one window around zero that holds 99.5% of the in-range values of the plotted
@@ -53,30 +71,27 @@ def plot_histograms(table: pd.DataFrame, path: Path, *, every: int = 5) -> Path:
     shown = layered[layered["kind"].isin(kinds) & layered["layer"].isin(layers)]
     edges = np.asarray(table.attrs.get("bin_edges", []))
     first, last, group = _window(shown, len(edges) - 1)
-    fig, axes = plt.subplots(
-        max(len(layers), 1), max(len(kinds), 1), figsize=(2.1 * max(len(kinds), 1), 1.5 * max(len(layers), 1)), squeeze=False
-    )
+    rows, columns = max(len(layers), 1), max(len(kinds), 1)
+    figure = new_figure(2.1 * columns, 1.5 * rows + 0.9)
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=True)
+    cells = {(int(row["layer"]), row["kind"]): row for _, row in shown.iterrows()}
     for i, layer in enumerate(layers):
         for j, kind in enumerate(kinds):
-            ax = axes[i, j]
-            match = shown[(shown["layer"] == layer) & (shown["kind"] == kind)]
-            if not match.empty and len(edges):
-                row = match.iloc[0]
+            axis = axes[i, j]
+            row = cells.get((layer, kind))
+            if row is not None and len(edges):
                 counts = np.asarray(row["histogram"], dtype=float)[first:last].reshape(-1, group).sum(axis=1)
-                lefts = edges[first:last:group]
                 colour = "tab:red" if row["bimodal"] else "tab:blue"
-                ax.bar(lefts, counts / max(counts.sum(), 1), width=edges[group] - edges[0], align="edge", color=colour)
-            ax.set_yticks([])
-            ax.tick_params(labelsize=6)
+                axis.stairs(counts / max(counts.sum(), 1), edges[first : last + 1 : group], fill=True, color=colour)
+            axis.set_yticks([])
+            axis.tick_params(labelsize=6)
             if i == 0:
-                ax.set_title(kind, fontsize=9)
+                axis.set_title(kind, fontsize=9)
             if j == 0:
-                ax.set_ylabel(f"layer {layer}", fontsize=8)
-    fig.suptitle(f"{_title(table)}\nrelative change r = (W_R - W_B)/|W_B| (central 99.5%); red = bimodal", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+                axis.set_ylabel(f"layer {layer}", fontsize=8)
+    figure.suptitle(f"{_title(table)}\nrelative change r = (W_R - W_B)/|W_B| (central 99.5%); red = bimodal", fontsize=9)
+    _margins(figure, left=0.35, right=0.15, bottom=0.35, top=0.75, wspace=0.08, hspace=0.15)
+    return figure
 
 
 def _window(rows: pd.DataFrame, bins: int, mass: float = 0.995, bars: int = 60) -> tuple[int, int, int]:
@@ -96,26 +111,25 @@ def _window(rows: pd.DataFrame, bins: int, mass: float = 0.995, bars: int = 60) 
     return first, last, group
 
 
-def plot_heatmap(table: pd.DataFrame, path: Path) -> Path:
+def plot_heatmap(table: pd.DataFrame) -> Figure:
     """Relative change, layer x kind, on a log colour scale."""
     layered = _layered(table)
     kinds = list(kinds_in(layered))
     grid = layered.pivot_table(index="layer", columns="kind", values="rel_norm", aggfunc="first").reindex(columns=kinds)
     values = grid.to_numpy(dtype=float)
     positive = values[np.isfinite(values) & (values > 0)]
-    fig, ax = plt.subplots(figsize=(1 + 0.7 * max(len(kinds), 1), 1.5 + 0.25 * max(len(grid), 1)))
+    figure = new_figure(2.6 + 0.7 * max(len(kinds), 1), 1.7 + 0.25 * max(len(grid), 1))
+    axis = figure.subplots()
     if positive.size:
         shown = np.log10(np.where(values > 0, values, np.nan))
-        image = ax.imshow(shown, aspect="auto", cmap="magma", interpolation="nearest")
-        fig.colorbar(image, ax=ax, label="log10 relative change")
-    ax.set_xticks(range(len(kinds)), kinds, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(grid)), [str(i) for i in grid.index], fontsize=7)
-    ax.set_ylabel("layer")
-    ax.set_title(_title(table), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        image = axis.imshow(shown, aspect="auto", cmap="magma", interpolation="nearest")
+        figure.colorbar(image, ax=axis, label="log10 relative change")
+    axis.set_xticks(range(len(kinds)), kinds, rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(range(len(grid)), [str(i) for i in grid.index], fontsize=7)
+    axis.set_ylabel("layer")
+    axis.set_title(_title(table), fontsize=9)
+    _margins(figure, left=0.75, right=0.3, bottom=0.8, top=0.4)
+    return figure
 
 
 def _title(table: pd.DataFrame) -> str:

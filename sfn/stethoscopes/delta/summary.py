@@ -89,12 +89,13 @@ def write_outputs(result: DeltaResult, out: str | Path, *, every: int = 5, plots
     }
     paths["summary"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
     if plots:
-        from sfn.stethoscopes.delta.plots import plot_heatmap, plot_histograms, plot_norms
+        from sfn.plotting import save_figure
+        from sfn.stethoscopes.delta.plots import delta_figures
 
-        figure_table = _with_figure_attrs(result)
-        paths["norms"] = plot_norms(figure_table, out / "norms.png")
-        paths["histograms_png"] = plot_histograms(figure_table, out / "histograms.png", every=every)
-        paths["heatmap"] = plot_heatmap(figure_table, out / "heatmap.png")
+        for name, figure in delta_figures(_with_figure_attrs(result), every=every).items():
+            # the key of histograms.png says _png: "histograms" is histograms.npz
+            key = "histograms_png" if name == "histograms.png" else Path(name).stem
+            paths[key] = save_figure(figure, out / name)
     return paths
 
 

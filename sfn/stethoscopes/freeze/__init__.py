@@ -1,22 +1,22 @@
 """The Freeze stethoscope: fine-tune only chosen modules and see whether the ability follows them."""
 
-from sfn.stethoscopes.freeze.compare import compare
-from sfn.stethoscopes.freeze.config import FreezeConfig
-from sfn.stethoscopes.freeze.data import Record, read_records, strip_calculator_marks, tokenize_record
-from sfn.stethoscopes.freeze.presets import PRESETS, TrainableParameters, preset_selector, trainable_parameters
-from sfn.stethoscopes.freeze.train import FreezeResult, freeze
+from sfn.lazy import lazy_exports
 
-__all__ = [
-    "PRESETS",
-    "FreezeConfig",
-    "FreezeResult",
-    "Record",
-    "TrainableParameters",
-    "compare",
-    "freeze",
-    "preset_selector",
-    "read_records",
-    "strip_calculator_marks",
-    "tokenize_record",
-    "trainable_parameters",
-]
+# Loaded on first use: the package's light modules (the CLI's option lists) must not import torch.
+lazy_exports(
+    __name__,
+    {
+        "compare": "sfn.stethoscopes.freeze.compare",
+        "FreezeConfig": "sfn.stethoscopes.freeze.config",
+        "Record": "sfn.stethoscopes.freeze.data",
+        "read_records": "sfn.stethoscopes.freeze.data",
+        "strip_calculator_marks": "sfn.stethoscopes.freeze.data",
+        "tokenize_record": "sfn.stethoscopes.freeze.data",
+        "PRESETS": "sfn.stethoscopes.freeze.presets",
+        "TrainableParameters": "sfn.stethoscopes.freeze.presets",
+        "preset_selector": "sfn.stethoscopes.freeze.presets",
+        "trainable_parameters": "sfn.stethoscopes.freeze.presets",
+        "FreezeResult": "sfn.stethoscopes.freeze.train",
+        "freeze": "sfn.stethoscopes.freeze.train",
+    },
+)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from sfn.cli import report_errors
+from sfn.cli_errors import SfnCommand, report_errors, stop_interrupted
 from sfn.errors import SfnError
 from sfn.stethoscopes.freeze.presets import PRESETS
 
@@ -37,8 +37,6 @@ def _summary(metrics: dict) -> str:
     if metrics.get("heldout_score"):
         lines.append(f"held-out score: {metrics['heldout_score']}")
     lines += [f"note: {note}" for note in metrics["notes"]]
-    if metrics["interrupted"]:
-        lines.append("interrupted: the last checkpoint holds the model so far; run the same command again to resume")
     return "\n".join(lines)
 
 
@@ -48,7 +46,10 @@ def _compare_items(text: str) -> list[str]:
     return pieces if all(piece in PRESETS for piece in pieces) else [text.strip()]
 
 
-@click.command("freeze")
+RESUME = "the last checkpoint in --out holds the model so far; run the same command again to resume"
+
+
+@click.command("freeze", cls=SfnCommand)
 @click.argument("model")
 @click.option("--train", "-t", "train", default="emb+head+o", show_default=True,
               help=f"Preset ({', '.join(PRESETS)}) or selector of the modules to train (see `sfn modules -h`).")
@@ -79,7 +80,7 @@ def _compare_items(text: str) -> list[str]:
 @click.option("--eval-limit", type=int, default=50, show_default=True)
 @click.option("--eval-max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-@report_errors
+@report_errors(kept=RESUME)
 def freeze_command(model, train, compare_presets, data, out, columns, no_norms, prompt_format, eval_benchmark, no_progress, **settings) -> None:
     """Fine-tune MODEL with only the selected modules trainable (the Freeze stethoscope).
 
@@ -98,15 +99,19 @@ def freeze_command(model, train, compare_presets, data, out, columns, no_norms, 
     if presets:
         from sfn.stethoscopes.freeze.report import format_table
 
-        table, _ = compare(model, presets, data, out, **settings)
+        table, results = compare(model, presets, data, out, **settings)
         click.echo(format_table(table))
         click.echo(f"\nwrote {out / 'compare.csv'}, {out / 'compare.md'}, {out / 'loss.png'}")
+        if any(result.interrupted for result in results):
+            stop_interrupted(f"the runs above; {RESUME}")
         return
     result = freeze(model, train, data, out, **settings)
     if result.metrics["processes"] > 1 and not _is_main_process():
         return
     click.echo(_summary(result.metrics))
     click.echo(f"wrote {result.out_dir}" + (f" (model: {result.model_dir})" if result.model_dir else ""))
+    if result.interrupted:
+        stop_interrupted(RESUME)
 
 
 def _is_main_process() -> bool:
@@ -114,4 +119,4 @@ def _is_main_process() -> bool:
 
 
 if __name__ == "__main__":
-    freeze_command()
+    freeze_command()  # an SfnCommand: errors and interrupts follow the sfn convention here too

@@ -30,6 +30,7 @@ def compare(
     OUT/compare.csv, OUT/compare.md and the overlaid OUT/loss.png. Returns the table and the runs.
 
     A model given as a path is loaded afresh for every run; an in-memory model is copied for each.
+    An interrupted run (Ctrl-C) ends the comparison: the table then holds the runs so far.
     """
     if not presets:
         raise SfnError(f"{argument('presets', flag='--compare')} needs at least one preset or selector")
@@ -45,6 +46,8 @@ def compare(
             loaded, loaded_tokenizer = model if isinstance(model, tuple) else (model, tokenizer)
             source = (copy.deepcopy(loaded), loaded_tokenizer)
         results.append(freeze(source, preset, data, out / name, **settings))
+        if results[-1].interrupted:  # Ctrl-C stops the comparison, not just the current run
+            break
     table = compare_table([result.metrics for result in results])
     table.to_csv(out / COMPARE_CSV, index=False)
     (out / COMPARE_MD).write_text(format_table(table) + "\n")

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sfn.errors import SfnError, argument
-from sfn.registry import ModuleMap, ModulePart, Selector, module_map_of
+
+if TYPE_CHECKING:
+    from sfn.registry import ModuleMap, ModulePart, Selector
+
+# sfn.registry (and through it torch) is imported inside the functions: `sfn freeze -h` lists PRESETS.
 
 log = logging.getLogger("sfn")
 
@@ -29,6 +33,8 @@ NORMS_SELECTOR = "norm"
 
 def preset_selector(train: str, *, norms: bool = True) -> Selector:
     """The selector a preset name or selector text stands for, with every norm added when `norms`."""
+    from sfn.registry import Selector
+
     text = PRESETS.get(train.strip(), train)
     if not text.strip():
         raise SfnError(f"{argument('train')} is empty: name a preset (" + ", ".join(PRESETS) + ") or a selector such as 'o'")
@@ -57,6 +63,8 @@ class TrainableParameters:
 
 def _selects_head(selector: Selector, module_map: ModuleMap) -> bool:
     """Whether `selector` asks for the LM head (which a tied model has no separate tensor for)."""
+    from sfn.registry import ModuleMap, ModulePart
+
     head = ModulePart("lm_head.weight", "head", None, "weight", (1, 1))
     probe = ModuleMap(module_map.model_type, module_map.generic, module_map.num_layers, True, [head])
     return bool(selector.select(probe))
@@ -79,6 +87,8 @@ def trainable_parameters(model: Any, train: str | Selector, *, norms: bool = Tru
     With `apply`, sets `requires_grad` on every parameter: True exactly for the selected tensors.
     Raises `SfnError` if nothing is selected.
     """
+    from sfn.registry import Selector, module_map_of
+
     selector = train if isinstance(train, Selector) else preset_selector(train, norms=norms)
     module_map = module_map_of(model, warn=False)
     parts = selector.select(module_map)

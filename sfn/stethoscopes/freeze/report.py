@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
+
+from sfn.plotting import new_figure, save_figure
 
 METRICS_FILE = "metrics.json"
 LOSS_FILE = "loss.csv"
@@ -41,13 +44,10 @@ def loss_frame(log_history: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "epoch", "loss", "learning_rate", "grad_norm"])
 
 
-def _plot(curves: dict[str, pd.DataFrame], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4))
+def plot_loss(curves: dict[str, pd.DataFrame], title: str) -> Figure:
+    """Training loss per optimizer step, one line per run."""
+    figure = new_figure(7, 4)
+    axis = figure.subplots()
     for label, frame in curves.items():
         axis.plot(frame["step"], frame["loss"], label=label, linewidth=1.2)
     axis.set_xlabel("optimizer step")
@@ -57,8 +57,7 @@ def _plot(curves: dict[str, pd.DataFrame], path: Path, title: str) -> None:
         axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure
 
 
 def write_run_report(out_dir: Path, loss: pd.DataFrame, metrics: dict[str, Any]) -> None:
@@ -66,7 +65,7 @@ def write_run_report(out_dir: Path, loss: pd.DataFrame, metrics: dict[str, Any])
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
     loss.to_csv(out_dir / LOSS_FILE, index=False)
     if len(loss):
-        _plot({metrics["train"]: loss}, out_dir / LOSS_PLOT, f"sfn freeze: {metrics['train']}")
+        save_figure(plot_loss({metrics["train"]: loss}, f"sfn freeze: {metrics['train']}"), out_dir / LOSS_PLOT, dpi=120)
 
 
 def finished_runs(folder: Path) -> dict[str, pd.DataFrame]:
@@ -83,8 +82,7 @@ def write_overlay(folder: Path) -> Path | None:
     curves = {name: loss for name, loss in finished_runs(folder).items() if len(loss)}
     if len(curves) < 2:
         return None
-    _plot(curves, folder / LOSS_PLOT, "sfn freeze: training loss by trainable modules")
-    return folder / LOSS_PLOT
+    return save_figure(plot_loss(curves, "sfn freeze: training loss by trainable modules"), folder / LOSS_PLOT, dpi=120)
 
 
 def compare_table(runs: list[dict[str, Any]]) -> pd.DataFrame:

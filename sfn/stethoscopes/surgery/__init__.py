@@ -1,26 +1,24 @@
 """Weight surgery: the Merge and Destruction stethoscopes and module plugins, on disk and in memory."""
 
-from sfn.stethoscopes.surgery.destroy import DestroyResult, destroy
-from sfn.stethoscopes.surgery.inmemory import WeightEdit, destroyed, merged
-from sfn.stethoscopes.surgery.merge import MergeResult, merge
-from sfn.stethoscopes.surgery.plan import MergePlan
-from sfn.stethoscopes.surgery.pluggable import PluggableModel
-from sfn.stethoscopes.surgery.plugin import Plugin, apply_plugin, extract_plugin, read_plugin
-from sfn.stethoscopes.surgery.sweep import sweep
+from sfn.lazy import lazy_exports
 
-__all__ = [
-    "DestroyResult",
-    "MergePlan",
-    "MergeResult",
-    "PluggableModel",
-    "Plugin",
-    "WeightEdit",
-    "apply_plugin",
-    "destroy",
-    "destroyed",
-    "extract_plugin",
-    "merge",
-    "merged",
-    "read_plugin",
-    "sweep",
-]
+# Loaded on first use: the package's light modules (the CLI's option lists) must not import torch.
+lazy_exports(
+    __name__,
+    {
+        "DestroyResult": "sfn.stethoscopes.surgery.destroy",
+        "destroy": "sfn.stethoscopes.surgery.destroy",
+        "WeightEdit": "sfn.stethoscopes.surgery.inmemory",
+        "destroyed": "sfn.stethoscopes.surgery.inmemory",
+        "merged": "sfn.stethoscopes.surgery.inmemory",
+        "MergeResult": "sfn.stethoscopes.surgery.merge",
+        "merge": "sfn.stethoscopes.surgery.merge",
+        "MergePlan": "sfn.stethoscopes.surgery.plan",
+        "PluggableModel": "sfn.stethoscopes.surgery.pluggable",
+        "Plugin": "sfn.stethoscopes.surgery.plugin",
+        "apply_plugin": "sfn.stethoscopes.surgery.plugin",
+        "extract_plugin": "sfn.stethoscopes.surgery.plugin",
+        "read_plugin": "sfn.stethoscopes.surgery.plugin",
+        "sweep": "sfn.stethoscopes.surgery.sweep",
+    },
+)

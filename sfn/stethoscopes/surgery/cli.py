@@ -1,4 +1,7 @@
-"""Command-line front ends of weight surgery: `sfn merge`, `sfn destroy` and `sfn plugin`."""
+"""Command-line front ends of weight surgery: `sfn merge`, `sfn destroy` and `sfn plugin`.
+
+The library (and torch) is imported inside each command, so that help and argument errors stay fast.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,12 @@ from pathlib import Path
 
 import click
 
+from sfn.cli_errors import SfnCommand, SfnGroup, report_errors
 from sfn.errors import SfnError
-from sfn.stethoscopes.surgery.destroy import METHODS, destroy
-from sfn.stethoscopes.surgery.merge import merge
-from sfn.stethoscopes.surgery.output import DEFAULT_SHARD_SIZE, DTYPES
-from sfn.stethoscopes.surgery.plugin import apply_plugin, extract_plugin
-from sfn.stethoscopes.surgery.sweep import sweep
+from sfn.stethoscopes.surgery.choices import DEFAULT_SHARD_SIZE, DTYPE_NAMES, METHODS
 
 _shard = click.option("--shard-size", default=DEFAULT_SHARD_SIZE, show_default=True, help="Largest shard file, e.g. 5GB, 500MB.")
-_dtype = click.option("--dtype", type=click.Choice(sorted(DTYPES)), help="Cast floating tensors (default: keep each dtype).")
+_dtype = click.option("--dtype", type=click.Choice(sorted(DTYPE_NAMES)), help="Cast floating tensors (default: keep each dtype).")
 _overwrite = click.option("--overwrite", is_flag=True, help="Replace a non-empty output directory.")
 
 
@@ -27,7 +27,7 @@ def _bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-@click.command("merge")
+@click.command("merge", cls=SfnCommand)
 @click.argument("base")
 @click.argument("donor")
 @click.option("--take", required=True, help="Selector of the modules to take from DONOR, e.g. 'o' or 'o,norm@5-30'.")
@@ -37,12 +37,12 @@ def _bytes(count: int) -> str:
 @_shard
 @_dtype
 @_overwrite
+@report_errors
 def merge_command(base: str, donor: str, take: str, out: str | None, dry_run: bool, **options) -> None:
     """Write BASE with the modules selected by --take taken from DONOR (the Merge Stethoscope)."""
-    try:
-        result = merge(base, donor, take, out, dry_run=dry_run, **options)
-    except SfnError as error:
-        raise click.ClickException(str(error)) from None
+    from sfn.stethoscopes.surgery.merge import merge
+
+    result = merge(base, donor, take, out, dry_run=dry_run, **options)
     summary = result.plan.summary()
     for source, row in summary.iterrows():
         click.echo(f"{source:>11}: {row['tensors']:5d} tensors, {_bytes(int(row['bytes']))}")
@@ -53,7 +53,7 @@ def merge_command(base: str, donor: str, take: str, out: str | None, dry_run: bo
         click.echo(f"wrote {result.out}")
 
 
-@click.command("destroy")
+@click.command("destroy", cls=SfnCommand)
 @click.argument("model")
 @click.option("--select", "selector", help="Modules to destroy, e.g. 'o@5-30' (remove: the layers touched, 'all@5-30').")
 @click.option("--method", type=click.Choice(METHODS), default="zero", show_default=True)
@@ -72,26 +72,28 @@ def merge_command(base: str, donor: str, take: str, out: str | None, dry_run: bo
 @_shard
 @_dtype
 @_overwrite
+@report_errors
 def destroy_command(model: str, selector: str | None, method: str, out: str | None, run_sweep: bool, **options) -> None:
     """Destroy modules of MODEL (zero, reinit, remove) and write it to --out, or --sweep them in memory."""
-    try:
-        if run_sweep:
-            _sweep(model, **options)
-            return
-        if not selector or not out:
-            raise SfnError("destroy needs --select and --out (or --sweep)")
-        result = destroy(
-            model, selector, out, method=method, std=options["std"], seed=options["seed"],
-            shard_size=options["shard_size"], dtype=options["dtype"], overwrite=options["overwrite"],
-        )
-    except SfnError as error:
-        raise click.ClickException(str(error)) from None
+    if run_sweep:
+        _sweep(model, **options)
+        return
+    if not selector or not out:
+        raise SfnError("destroy needs --select and --out (or --sweep)")
+    from sfn.stethoscopes.surgery.destroy import destroy
+
+    result = destroy(
+        model, selector, out, method=method, std=options["std"], seed=options["seed"],
+        shard_size=options["shard_size"], dtype=options["dtype"], overwrite=options["overwrite"],
+    )
     click.echo(f"{method}: {len(result.changes)} tensors changed; wrote {result.out}")
 
 
 def _sweep(
     model: str, *, prompts, prompts_file, kinds, methods, layer_ranges, max_new_tokens, table, no_levels, std, seed, **_
 ) -> None:
+    from sfn.stethoscopes.surgery.sweep import sweep
+
     texts = list(prompts)
     if prompts_file:
         texts += [line.strip() for line in Path(prompts_file).read_text().splitlines() if line.strip()]
@@ -115,7 +117,7 @@ def _sweep(
     click.echo(frame[shown].to_string(index=False, max_colwidth=60))
 
 
-@click.group("plugin")
+@click.group("plugin", cls=SfnGroup)
 def plugin_group() -> None:
     """Module plugins: extract a tuned model's modules into a small file, apply it to its base."""
 
@@ -126,12 +128,12 @@ def plugin_group() -> None:
 @click.option("--select", "selector", default="o,norm", show_default=True, help="Modules of TUNED to keep.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Plugin file (.safetensors).")
 @_overwrite
+@report_errors
 def extract_command(base: str, tuned: str, selector: str, out: str, overwrite: bool) -> None:
     """Write the selected modules of TUNED, with the identity of BASE, to a plugin file."""
-    try:
-        plugin = extract_plugin(base, tuned, selector, out, overwrite=overwrite)
-    except SfnError as error:
-        raise click.ClickException(str(error)) from None
+    from sfn.stethoscopes.surgery.plugin import extract_plugin
+
+    plugin = extract_plugin(base, tuned, selector, out, overwrite=overwrite)
     click.echo(f"wrote {out}: {len(plugin.entries)} parts, {_bytes(plugin.nbytes)}")
 
 
@@ -142,10 +144,10 @@ def extract_command(base: str, tuned: str, selector: str, out: str, overwrite: b
 @click.option("--force", is_flag=True, help="Apply even if BASE is not the model the plugin was made for.")
 @_shard
 @_overwrite
+@report_errors
 def apply_command(base: str, plugin: str, out: str, force: bool, shard_size: str, overwrite: bool) -> None:
     """Write BASE with PLUGIN's modules in place as a full model directory."""
-    try:
-        path = apply_plugin(base, plugin, out, force=force, shard_size=shard_size, overwrite=overwrite)
-    except SfnError as error:
-        raise click.ClickException(str(error)) from None
+    from sfn.stethoscopes.surgery.plugin import apply_plugin
+
+    path = apply_plugin(base, plugin, out, force=force, shard_size=shard_size, overwrite=overwrite)
     click.echo(f"wrote {path}")

@@ -20,12 +20,12 @@ import torch
 from sfn.errors import SfnError, SfnErrors, argument
 from sfn.io import Checkpoint, TensorInfo
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
+from sfn.stethoscopes.surgery.choices import METHODS
 from sfn.stethoscopes.surgery.output import DEFAULT_SHARD_SIZE, ModelOutput, OutputTensor, copied_tensor, parse_dtype, write_model_dir
 from sfn.stethoscopes.surgery.plan import parse_selector, select_parts, tied_problem
 from sfn.io.sources import ModelSource, checkpoint_dir, opened, tokenizer_source
 from sfn.stethoscopes.surgery.splice import reinit_values, write_part_
 
-METHODS = ("zero", "reinit", "remove")
 LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 # Tensors outside the registry (buffers, unknown extras) still belong to a layer by their name.
 _LAYER_IN_NAME = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")

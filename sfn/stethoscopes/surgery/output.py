@@ -27,18 +27,10 @@ from sfn.errors import SfnError
 from sfn.io import Checkpoint, TensorInfo
 from sfn.io.resolve import HUB_ID
 from sfn.io.writer import RawBytes, ShardedSafetensorsWriter, atomic_output_dir, copy_model_extras, parse_size, raw_bytes, write_gguf_tokenizer
+from sfn.stethoscopes.surgery.choices import DEFAULT_SHARD_SIZE, DTYPE_NAMES
 from sfn.io.sources import checkpoint_dir, weight_files
 
-DEFAULT_SHARD_SIZE = "5GB"
-DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
+DTYPES = {name: getattr(torch, attribute) for name, attribute in DTYPE_NAMES.items()}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

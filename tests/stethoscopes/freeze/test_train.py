@@ -154,3 +154,22 @@ def test_heldout_score_from_sfn_evaluate(build_model, reasoning_data: Path, tmp_
     score = result.metrics["heldout_score"]
     assert score["benchmark"] == "gsm8k" and score["samples"] == 2 and 0 <= score["accuracy"] <= 1
     assert (result.out_dir / "eval.json").is_file() and len((result.out_dir / "eval_samples.jsonl").read_text().splitlines()) == 2
+
+
+def test_cli_interrupted_run_exits_130(tiny_freeze_model, reasoning_data: Path, tmp_path: Path, monkeypatch) -> None:
+    from sfn.stethoscopes.freeze.callbacks import InterruptCallback
+
+    begin = InterruptCallback.on_train_begin
+
+    def ctrl_c_at_start(self, *args, **kwargs):  # as if Ctrl-C came during the first step
+        result = begin(self, *args, **kwargs)
+        self._requested = True
+        return result
+
+    monkeypatch.setattr(InterruptCallback, "on_train_begin", ctrl_c_at_start)
+    args = [str(tiny_freeze_model("llama")), "--train", "o", "--data", str(reasoning_data), "--out", str(tmp_path / "o"),
+            "--max-steps", "3", "--batch-size", "4", "--seq-len", "256", "--heldout", "4", "--no-progress"]
+    result = CliRunner().invoke(freeze_command, args)
+    assert result.exit_code == 130, result.output
+    assert "interrupted: the last checkpoint in --out holds the model so far" in result.stderr
+    assert (tmp_path / "o" / "checkpoints" / "checkpoint-1").is_dir()

@@ -103,4 +103,4 @@ def test_destroy_cli(model_pair, load_tensors, tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
     assert not load_tensors(tmp_path / "o")["model.layers.2.self_attn.v_proj.weight"].equal(load_tensors(base)["model.layers.2.self_attn.v_proj.weight"])
     missing = runner.invoke(destroy_command, [str(base), "--method", "zero"])
-    assert missing.exit_code == 1 and "--select and --out" in missing.output
+    assert missing.exit_code == 2 and "error: destroy needs --select and --out" in missing.output

@@ -190,4 +190,4 @@ def test_output_directory_refusals(model_pair, tmp_path: Path) -> None:
     result = merge(base, donor, "o", occupied, overwrite=True)
     assert not (occupied / "keep.txt").exists() and (result.out / "config.json").exists()
     cli = CliRunner().invoke(merge_command, [str(base), str(donor), "--take", "o", "--out", str(occupied)])
-    assert cli.exit_code == 1 and "not empty" in cli.output
+    assert cli.exit_code == 2 and "not empty" in cli.output

@@ -75,4 +75,4 @@ def test_plugin_cli(model_pair, tmp_path: Path) -> None:
     extracted = runner.invoke(plugin_group, ["extract", str(base), str(tuned), "--out", str(tmp_path / "p.safetensors")])
     assert extracted.exit_code == 0, extracted.output
     applied = runner.invoke(plugin_group, ["apply", str(tuned), str(tmp_path / "p.safetensors"), "--out", str(tmp_path / "o")])
-    assert applied.exit_code == 1 and "--force" in applied.output
+    assert applied.exit_code == 2 and "--force" in applied.output

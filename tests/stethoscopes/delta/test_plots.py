@@ -1,0 +1,55 @@
+"""The Delta figures: built as Figures (no pyplot), one artist per histogram panel, saved by write_outputs."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import StepPatch
+
+from sfn.stethoscopes.delta import delta, write_outputs
+from sfn.stethoscopes.delta.plots import delta_figures, plot_histograms
+
+
+@pytest.fixture(scope="module")
+def table(tiny_model_dir, tuned_dir):
+    def move_o(name: str, tensor: torch.Tensor) -> torch.Tensor | None:
+        return tensor + 0.1 * tensor.abs() if "o_proj" in name else None  # r = +0.1 for every element
+
+    base = tiny_model_dir("llama")
+    return delta(str(base), str(tuned_dir("llama", "o-plus-10-percent", move_o)))
+
+
+def test_figures_are_figures_outside_pyplot(table) -> None:
+    open_before = plt.get_fignums()
+    figures = delta_figures(table, every=1)
+    assert set(figures) == {"norms.png", "histograms.png", "heatmap.png"}
+    assert all(isinstance(figure, Figure) for figure in figures.values())
+    assert plt.get_fignums() == open_before  # nothing registered with pyplot, nothing to close
+
+
+def test_histogram_panels_are_one_stairs_each(table) -> None:
+    figure = plot_histograms(table, every=1)
+    layers = sorted(int(x) for x in table["layer"].dropna().unique())
+    kinds = [kind for kind in ("q", "k", "v", "o", "gate", "up", "down") if kind in set(table["kind"])]
+    assert len(figure.axes) == len(layers) * len(kinds)
+    for axis in figure.axes:
+        stairs = [artist for artist in axis.get_children() if isinstance(artist, StepPatch)]
+        assert len(stairs) == 1 and not axis.patches[1:]
+        values, edges = stairs[0].get_data().values, stairs[0].get_data().edges
+        assert len(edges) == len(values) + 1 and values.sum() == pytest.approx(1.0)
+    # o_proj moved by exactly +10%: its whole mass sits in the bar holding r = 0.1
+    o_axis = figure.axes[kinds.index("o")]
+    data = next(a for a in o_axis.get_children() if isinstance(a, StepPatch)).get_data()
+    values, edges = data.values, data.edges
+    peak = int(np.argmax(values))
+    assert values[peak] == pytest.approx(1.0) and edges[peak] <= 0.1 < edges[peak + 1]
+
+
+def test_write_outputs_saves_every_figure(table, tmp_path) -> None:
+    paths = write_outputs(table, tmp_path, every=1)
+    for key, name in (("norms", "norms.png"), ("histograms_png", "histograms.png"), ("heatmap", "heatmap.png")):
+        assert paths[key] == tmp_path / name and paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not write_outputs(table, tmp_path / "bare", plots=False).keys() & {"norms", "heatmap"}
