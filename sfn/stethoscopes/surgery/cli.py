@@ -78,7 +78,7 @@ def destroy_command(model: str, selector: str | None, method: str, out: str | No
         if run_sweep:
             _sweep(model, **options)
             return
-        if not selector or not out:
+        if selector is None or not out:
             raise SfnError("destroy needs --select and --out (or --sweep)")
         result = destroy(
             model, selector, out, method=method, std=options["std"], seed=options["seed"],
@@ -98,7 +98,7 @@ def _sweep(
     frame = sweep(
         model,
         texts,
-        kinds=[k.strip() for k in kinds.split(",")] if kinds else None,
+        kinds=[k.strip() for k in kinds.split(",")] if kinds is not None else None,
         methods=[m.strip() for m in methods.split(",") if m.strip()],
         layers=list(layer_ranges) or [None],
         max_new_tokens=max_new_tokens,

@@ -118,6 +118,8 @@ def sweep(
     kinds = list(kinds) if kinds else [k for k in LINEAR_KINDS if k in present]
     configs = sweep_configs(kinds, methods, list(layers) or [None])
     problems = [f"unknown method {m!r}: use {', '.join(METHODS)}" for m in methods if m not in METHODS]
+    # An unset shell variable must not widen the sweep to every layer.
+    problems += [f"layer range {text!r} is empty: give layers like 5-30" for text in layers if text is not None and not text.strip()]
     if "remove" in methods and None in layers:
         problems.append("remove drops layers: give layer ranges (--layers 5-30)")
     for config in configs[1:]:
