@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from sfn.cli import pickle_option
 from sfn.errors import SfnError
 from sfn.stethoscopes.surgery.destroy import METHODS, destroy
 from sfn.stethoscopes.surgery.merge import merge
@@ -16,7 +17,8 @@ from sfn.stethoscopes.surgery.sweep import sweep
 
 _shard = click.option("--shard-size", default=DEFAULT_SHARD_SIZE, show_default=True, help="Largest shard file, e.g. 5GB, 500MB.")
 _dtype = click.option("--dtype", type=click.Choice(sorted(DTYPES)), help="Cast floating tensors (default: keep each dtype).")
-_overwrite = click.option("--overwrite", is_flag=True, help="Replace a non-empty output directory.")
+_overwrite = click.option("--overwrite", is_flag=True, help="Replace an earlier sfn output there (it holds sfn_provenance.json).")
+_overwrite_any = click.option("--overwrite-any", is_flag=True, help="Replace whatever is at the output path, even if sfn did not write it.")
 
 
 def _bytes(count: int) -> str:
@@ -37,6 +39,8 @@ def _bytes(count: int) -> str:
 @_shard
 @_dtype
 @_overwrite
+@_overwrite_any
+@pickle_option
 def merge_command(base: str, donor: str, take: str, out: str | None, dry_run: bool, **options) -> None:
     """Write BASE with the modules selected by --take taken from DONOR (the Merge Stethoscope)."""
     try:
@@ -72,6 +76,8 @@ def merge_command(base: str, donor: str, take: str, out: str | None, dry_run: bo
 @_shard
 @_dtype
 @_overwrite
+@_overwrite_any
+@pickle_option
 def destroy_command(model: str, selector: str | None, method: str, out: str | None, run_sweep: bool, **options) -> None:
     """Destroy modules of MODEL (zero, reinit, remove) and write it to --out, or --sweep them in memory."""
     try:
@@ -83,6 +89,7 @@ def destroy_command(model: str, selector: str | None, method: str, out: str | No
         result = destroy(
             model, selector, out, method=method, std=options["std"], seed=options["seed"],
             shard_size=options["shard_size"], dtype=options["dtype"], overwrite=options["overwrite"],
+            overwrite_any=options["overwrite_any"], allow_pickle=options["allow_pickle"],
         )
     except SfnError as error:
         raise click.ClickException(str(error)) from None
@@ -90,7 +97,8 @@ def destroy_command(model: str, selector: str | None, method: str, out: str | No
 
 
 def _sweep(
-    model: str, *, prompts, prompts_file, kinds, methods, layer_ranges, max_new_tokens, table, no_levels, std, seed, **_
+    model: str, *, prompts, prompts_file, kinds, methods, layer_ranges, max_new_tokens, table, no_levels, std, seed,
+    allow_pickle, **_
 ) -> None:
     texts = list(prompts)
     if prompts_file:
@@ -105,6 +113,7 @@ def _sweep(
         std=std,
         seed=seed,
         grader=None if no_levels else "auto",
+        allow_pickle=allow_pickle,
     )
     if table:
         if table.endswith(".jsonl"):
@@ -126,10 +135,12 @@ def plugin_group() -> None:
 @click.option("--select", "selector", default="o,norm", show_default=True, help="Modules of TUNED to keep.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Plugin file (.safetensors).")
 @_overwrite
-def extract_command(base: str, tuned: str, selector: str, out: str, overwrite: bool) -> None:
+@_overwrite_any
+@pickle_option
+def extract_command(base: str, tuned: str, selector: str, out: str, overwrite: bool, overwrite_any: bool, allow_pickle: bool) -> None:
     """Write the selected modules of TUNED, with the identity of BASE, to a plugin file."""
     try:
-        plugin = extract_plugin(base, tuned, selector, out, overwrite=overwrite)
+        plugin = extract_plugin(base, tuned, selector, out, overwrite=overwrite, overwrite_any=overwrite_any, allow_pickle=allow_pickle)
     except SfnError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"wrote {out}: {len(plugin.entries)} parts, {_bytes(plugin.nbytes)}")
@@ -142,10 +153,17 @@ def extract_command(base: str, tuned: str, selector: str, out: str, overwrite: b
 @click.option("--force", is_flag=True, help="Apply even if BASE is not the model the plugin was made for.")
 @_shard
 @_overwrite
-def apply_command(base: str, plugin: str, out: str, force: bool, shard_size: str, overwrite: bool) -> None:
+@_overwrite_any
+@pickle_option
+def apply_command(
+    base: str, plugin: str, out: str, force: bool, shard_size: str, overwrite: bool, overwrite_any: bool, allow_pickle: bool
+) -> None:
     """Write BASE with PLUGIN's modules in place as a full model directory."""
     try:
-        path = apply_plugin(base, plugin, out, force=force, shard_size=shard_size, overwrite=overwrite)
+        path = apply_plugin(
+            base, plugin, out, force=force, shard_size=shard_size, overwrite=overwrite, overwrite_any=overwrite_any,
+            allow_pickle=allow_pickle,
+        )
     except SfnError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"wrote {path}")

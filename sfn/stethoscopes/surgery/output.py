@@ -148,6 +148,7 @@ def write_model_dir(
     *,
     shard_size: str | int = DEFAULT_SHARD_SIZE,
     overwrite: bool = False,
+    overwrite_any: bool = False,
     input_paths: Sequence[Path] = (),
 ) -> Path:
     """Write a loadable model directory at `out` atomically; returns its resolved path."""
@@ -155,7 +156,7 @@ def write_model_dir(
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         hashes: dict[str, Future] = {role: pool.submit(describe_input, ck) for role, ck in meta.inputs.items()}
-        with atomic_output_dir(out, inputs=input_paths, overwrite=overwrite) as work:
+        with atomic_output_dir(out, inputs=input_paths, overwrite=overwrite, overwrite_any=overwrite_any) as work:
             weight_map = write_tensors(work, tensors, shard_bytes, f"sfn {meta.operation}")
             copy_model_extras(meta.extras_from, work, tokenizer_dir=meta.tokenizer_from, config=meta.config)
             provenance = {

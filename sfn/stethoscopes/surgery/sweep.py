@@ -98,6 +98,7 @@ def sweep(
     std: float = 0.02,
     seed: int = 0,
     grader: Any = "auto",
+    allow_pickle: bool = False,
 ) -> pd.DataFrame:
     """One row per (method, kind, layer range, prompt): the output text and how degenerate it is.
 
@@ -110,7 +111,7 @@ def sweep(
     if references is not None and len(references) != len(prompts):
         raise SfnError(f"{len(references)} references for {len(prompts)} prompts; give one per prompt or none")
     if not isinstance(model, torch.nn.Module):
-        model, tokenizer = load_model(model)
+        model, tokenizer = load_model(model, allow_pickle=allow_pickle)
     if tokenizer is None:
         raise SfnError("the sweep generates text: pass the model's tokenizer")
     base_map = module_map(ModelTensors(model), warn=False)
