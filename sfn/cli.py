@@ -105,8 +105,10 @@ def modules_command(model: str, select: str | None, layers: str | None, selected
 @report_errors
 def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, no_plots, allow_pickle) -> None:
     """How far TUNED's weights moved from BASE's, per layer and module (the Delta stethoscope)."""
+    from sfn.io.guard import guard_output
     from sfn.stethoscopes.delta import delta, ranking_text, summarize, write_outputs
 
+    guard_output(out, inputs=[base, tuned], replace=False)
     try:
         low, high = (float(x) for x in clip.split(","))
     except ValueError:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sfn import __version__
+from sfn.io.guard import guard_output
 from sfn.stethoscopes.delta.compute import kinds_in
 
 
@@ -63,8 +64,10 @@ def ranking_text(summary: pd.DataFrame) -> str:
 
 
 def write_outputs(table: pd.DataFrame, out: str | Path, *, every: int = 5, plots: bool = True) -> dict[str, Path]:
-    """Write delta.csv, histograms.npz, summary.json and (with `plots`) the figures; returns their paths."""
-    out = Path(out)
+    """Write delta.csv, histograms.npz, summary.json and (with `plots`) the figures; returns their paths.
+
+    `out` may not be, lie inside or contain either model (`sfn.io.guard`)."""
+    out = guard_output(out, inputs=[table.attrs[k] for k in ("base", "tuned") if table.attrs.get(k)], replace=False)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "delta.csv", "histograms": out / "histograms.npz", "summary": out / "summary.json"}
     table.drop(columns=["histogram"]).to_csv(paths["csv"], index=False)

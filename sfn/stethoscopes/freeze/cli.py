@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from sfn.cli import report_errors
+from sfn.cli import pickle_option, report_errors
 from sfn.errors import SfnError
 from sfn.stethoscopes.freeze.presets import PRESETS
 
@@ -79,6 +79,7 @@ def _compare_items(text: str) -> list[str]:
 @click.option("--eval-limit", type=int, default=50, show_default=True)
 @click.option("--eval-max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@pickle_option
 @report_errors
 def freeze_command(model, train, compare_presets, data, out, columns, no_norms, prompt_format, eval_benchmark, no_progress, **settings) -> None:
     """Fine-tune MODEL with only the selected modules trainable (the Freeze stethoscope).
