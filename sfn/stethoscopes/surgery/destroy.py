@@ -22,6 +22,7 @@ from sfn.io import Checkpoint, TensorInfo
 from sfn.io.writer import check_output_dir
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.stethoscopes.surgery.output import DEFAULT_SHARD_SIZE, ModelOutput, OutputTensor, copied_tensor, parse_dtype, write_model_dir
+from sfn.stethoscopes.surgery.complete import check_complete
 from sfn.stethoscopes.surgery.plan import parse_selector, select_parts, tied_problem
 from sfn.stethoscopes.surgery.sources import ModelSource, checkpoint_dir, opened
 from sfn.stethoscopes.surgery.splice import reinit_values, write_part_
@@ -177,6 +178,7 @@ def destroy(
         raise SfnError(f"--std must be positive, got {std}")
     target_dtype = parse_dtype(dtype)
     with opened(model, allow_pickle=allow_pickle) as checkpoint:
+        check_complete(checkpoint, "model")
         base_map = module_map(checkpoint)
         parts = selected_for_destruction(checkpoint, select, method, base_map)
         source_dir = checkpoint_dir(checkpoint)

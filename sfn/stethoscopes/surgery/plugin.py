@@ -34,6 +34,7 @@ from sfn.stethoscopes.surgery.output import (
     sfn_version,
     write_model_dir,
 )
+from sfn.stethoscopes.surgery.complete import check_complete
 from sfn.stethoscopes.surgery.plan import match_parts, parse_selector
 from sfn.stethoscopes.surgery.sources import ModelSource, checkpoint_dir, opened
 from sfn.stethoscopes.surgery.splice import PartKey, describe_part, part_key, part_values, write_part_
@@ -211,6 +212,7 @@ def apply_plugin(
         source_dir = checkpoint_dir(base_ck)
         inputs = [p for p in (source_dir, plugin.path) if p is not None]
         check_output_dir(out, inputs=inputs, overwrite=overwrite, overwrite_any=overwrite_any)
+        check_complete(base_ck, "base")
         targets = plugin_targets(plugin, base_ck, module_map(base_ck, warn=False), force=force)
         edits: dict[str, list[tuple[ModulePart, torch.Tensor]]] = {}
         for key, part in targets.items():
