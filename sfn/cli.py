@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from sfn import __version__
-from sfn.cli_errors import SfnGroup, report_errors
+from sfn.cli_errors import SfnGroup, pickle_option, report_errors
 from sfn.errors import SfnError
 
 __all__ = ["main", "report_errors"]
@@ -60,7 +60,6 @@ select_option = click.option(
     "--select", "-s", default=None, help="Modules: kinds/groups (o, qkv, mlp, norm), re:REGEX, @LAYERS (see `sfn modules -h`)."
 )
 layers_option = click.option("--layers", "-l", default=None, help="Layer ranges applied to --select, e.g. 5-30 or 0-3,10 or -4--1.")
-pickle_option = click.option("--allow-pickle", is_flag=True, help="Load pickled .bin/.pt checkpoints (runs their unpickler).")
 
 
 @main.command("modules")
@@ -111,8 +110,10 @@ def modules_command(model: str, select: str | None, layers: str | None, selected
 @report_errors(kept="--out holds only the files finished before the interrupt (the tables come before the figures)")
 def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, no_plots, allow_pickle) -> None:
     """How far TUNED's weights moved from BASE's, per layer and module (the Delta stethoscope)."""
+    from sfn.io.guard import guard_output
     from sfn.stethoscopes.delta import delta, ranking_text, summarize, write_outputs
 
+    guard_output(out, inputs=[base, tuned], replace=False)
     try:
         low, high = (float(x) for x in clip.split(","))
     except ValueError:

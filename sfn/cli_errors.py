@@ -90,3 +90,7 @@ class SfnGroup(_Convention, click.Group):
 
     command_class = SfnCommand
     group_class = type  # subgroups are SfnGroups too
+
+
+# Shared by every command that opens a checkpoint (their refusal of pickles suggests it).
+pickle_option = click.option("--allow-pickle", is_flag=True, help="Load pickled .bin/.pt checkpoints (runs their unpickler).")

@@ -71,6 +71,7 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
 @click.option("--no-levels", is_flag=True, help="Skip grading output levels I-IV.")
 @click.option("--device", help="Device to load the model on (e.g. cuda).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (samples.jsonl, summary.json); an existing run there resumes.")
+@click.option("--allow-pickle", is_flag=True, help="Load pickled .bin/.pt checkpoints (runs their unpickler).")
 @report_errors(kept=RESUME)
 def eval_command(
     model: str,

@@ -57,6 +57,7 @@ class EvalConfig:
     max_answer_tokens: int = 512
     out: str | None = None
     device: str | None = None
+    allow_pickle: bool = False  # load pickled .bin checkpoints (runs their unpickler)
     grade_levels: bool = True
     progress: bool = True
 

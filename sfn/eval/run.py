@@ -18,6 +18,7 @@ from sfn.eval.config import EvalConfig, ResolvedConfig
 from sfn.eval.grade import Grader, decide, default_grader
 from sfn.eval.prompts import build_prompt
 from sfn.eval.stats import summarize
+from sfn.io.guard import guard_output
 
 SAMPLES_FILE = "samples.jsonl"
 SETTINGS_FILE = "settings.json"
@@ -54,6 +55,9 @@ def evaluate(
     resolved = config.resolved()
     samples = load_samples(resolved.benchmark, config.data, config.limit)
     out_dir = Path(config.out) if config.out else None
+    if out_dir:
+        read = [source for source in (model, config.data, reference_model) if isinstance(source, (str, os.PathLike))]
+        guard_output(out_dir, inputs=read, replace=False)
     if config.grade_levels and grader is None:
         # The shared default grader keeps MiniLM loaded across the many calls of a sweep.
         grader = default_grader() if reference_model is None else Grader(reference=_as_loaded(reference_model, config))
@@ -235,7 +239,7 @@ def _as_loaded(model: Any, config: EvalConfig) -> tuple[Any, Any]:
     if isinstance(model, (str, os.PathLike)):
         from sfn.io.load_model import load_model
 
-        return load_model(model, device=config.device)
+        return load_model(model, device=config.device, allow_pickle=config.allow_pickle)
     import torch
 
     if isinstance(model, torch.nn.Module):

@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from sfn.errors import SfnError
+from sfn.errors import SfnError, SfnErrors
 from sfn.io.checkpoint import Checkpoint, TensorInfo
 from sfn.io.mapping import DONTNEED, WILLNEED, FileMapping
 
+INDEX_NAME = "model.safetensors.index.json"
 SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
     "F32": torch.float32,
@@ -56,11 +57,19 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
     return header, 8 + size
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _check_header(path: Path, header: Any, data_start: int) -> None:
-    """Every entry well formed and inside the file (a cut-short download fails here, not at read)."""
+    """The checks the safetensors library makes, before any read: every entry well formed, its byte
+    range as long as dtype x shape, the ranges back to back from the first byte of the data to the
+    last byte of the file (a cut-short download, overlapping tensors or a lying shape fail here)."""
     if not isinstance(header, dict):
         raise SfnError(f"{path} is not a safetensors file (its header is not a JSON object)")
     file_size = path.stat().st_size
+    problems: list[str] = []
+    ranges: list[tuple[int, int, str]] = []
     for name, entry in header.items():
         if name == "__metadata__":
             continue
@@ -68,17 +77,45 @@ def _check_header(path: Path, header: Any, data_start: int) -> None:
             begin, end = entry["data_offsets"]
             dtype, shape = entry["dtype"], entry["shape"]
         except (TypeError, KeyError, ValueError):
-            raise SfnError(f"{path} is not a safetensors file (bad header entry for {name!r})") from None
-        if dtype not in SAFETENSORS_DTYPES:
-            raise SfnError(f"{path}: tensor {name!r} has unsupported dtype {dtype}")
-        if data_start + end > file_size or not 0 <= begin <= end:
-            raise SfnError(
-                f"{path} is truncated or corrupt: tensor {name!r} ends at byte {data_start + end} but the file has "
+            problems.append(f"is not a safetensors file (bad header entry for {name!r}: it needs dtype, shape and two data_offsets)")
+            continue
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
+            problems.append(f"tensor {name!r} has unsupported dtype {dtype}")
+            continue
+        if not isinstance(shape, list) or not all(_is_count(dim) for dim in shape):
+            problems.append(f"tensor {name!r} has shape {shape}: every dimension must be a non-negative integer")
+            continue
+        if not (_is_count(begin) and _is_count(end)) or begin > end:
+            problems.append(f"tensor {name!r} has data offsets {[begin, end]}: they must be integers 0 <= begin <= end")
+            continue
+        if data_start + end > file_size:
+            problems.append(
+                f"is truncated or corrupt: tensor {name!r} ends at byte {data_start + end} but the file has "
                 f"{file_size} bytes; download or write it again"
             )
+            continue
         expected = math.prod(shape) * SAFETENSORS_DTYPES[dtype].itemsize
         if end - begin != expected:
-            raise SfnError(f"{path}: tensor {name!r} has {end - begin} bytes but shape {shape} of {dtype} needs {expected}")
+            problems.append(f"tensor {name!r} has {end - begin} bytes but shape {shape} of {dtype} needs {expected}")
+            continue
+        ranges.append((begin, end, name))
+    if not problems:
+        position, previous = 0, None
+        for begin, end, name in sorted(ranges):
+            if begin != position:
+                where = f"the end of {previous!r} (byte {position})" if previous else "the start of the data"
+                how = "overlaps" if begin < position else "leaves a gap after"
+                problems.append(f"tensor {name!r} starts at data byte {begin}: it {how} {where}")
+            position, previous = max(position, end), name
+        if data_start + position != file_size:
+            problems.append(
+                f"is truncated or corrupt: its tensors end at byte {data_start + position} but the file has "
+                f"{file_size} bytes; download or write it again"
+            )
+    if len(problems) == 1:
+        raise SfnError(f"{path}{':' if not problems[0].startswith('is ') else ''} {problems[0]}")
+    if problems:
+        raise SfnErrors(problems, f"{path} is not a valid safetensors file")
 
 
 class _SafetensorsFile(FileMapping):
@@ -94,6 +131,42 @@ class _SafetensorsFile(FileMapping):
         return self.data_start + begin, self.data_start + end
 
 
+def _read_index(index: Path) -> dict[str, str]:
+    """The weight map of `model.safetensors.index.json`: tensor -> shard file inside the model directory."""
+    try:
+        document = json.loads(index.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SfnError(f"{index} is not JSON ({exc}); download or write it again") from None
+    weight_map = document.get("weight_map") if isinstance(document, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+        raise SfnError(f"{index} has no weight_map of tensor names to shard files")
+    # A shard outside the model directory would make sfn read (and copy) a file the model does not hold.
+    outside = sorted({v for v in weight_map.values() if Path(v).is_absolute() or ".." in Path(v).parts})
+    if outside:
+        raise SfnError(f"{index} names shards outside the model directory: {', '.join(outside)}")
+    return weight_map
+
+
+def _check_shards(path: Path, files: list["_SafetensorsFile"], weight_map: dict[str, str] | None) -> None:
+    """Each tensor in exactly one shard, and in the shard the index names (readers would disagree otherwise)."""
+    problems: list[str] = []
+    holders: dict[str, list[str]] = {}
+    for mapped in files:
+        shard = mapped.path.relative_to(path).as_posix() if path.is_dir() else mapped.path.name
+        for name in mapped.header:
+            holders.setdefault(name, []).append(shard)
+    for name, shards in holders.items():
+        if len(shards) > 1:
+            problems.append(f"tensor {name!r} is in several shards ({', '.join(shards)}); keep one copy")
+    if weight_map is not None:
+        for name, shard in weight_map.items():
+            if Path(shard).as_posix() not in holders.get(name, []):
+                problems.append(f"the index puts tensor {name!r} in {shard}, which does not hold it")
+        problems += [f"tensor {name!r} is in {shards[0]} but not in the index" for name, shards in holders.items() if name not in weight_map]
+    if problems:
+        raise SfnErrors(problems, f"{path}: the shards and {INDEX_NAME} disagree")
+
+
 class SafetensorsCheckpoint(Checkpoint):
     """A local Hugging Face model directory, or a single `.safetensors` file."""
 
@@ -101,9 +174,11 @@ class SafetensorsCheckpoint(Checkpoint):
         path = Path(path)
         self.source = source or str(path)
         self.directory = path if path.is_dir() else path.parent
-        self.files = [_SafetensorsFile(p) for p in self._shard_paths(path)]
+        weight_map = _read_index(path / INDEX_NAME) if path.is_dir() and (path / INDEX_NAME).is_file() else None
+        self.files = [_SafetensorsFile(p) for p in self._shard_paths(path, weight_map)]
         self._file_of: dict[str, _SafetensorsFile] = {}
         self._infos: dict[str, TensorInfo] = {}
+        _check_shards(path, self.files, weight_map)
         for mapped in self.files:
             entries = sorted(mapped.header.items(), key=lambda item: item[1]["data_offsets"][0])
             for name, entry in entries:
@@ -112,12 +187,11 @@ class SafetensorsCheckpoint(Checkpoint):
         self.config = self._load_config()
 
     @staticmethod
-    def _shard_paths(path: Path) -> list[Path]:
+    def _shard_paths(path: Path, weight_map: dict[str, str] | None) -> list[Path]:
         if path.is_file():
             return [path]
-        index = path / "model.safetensors.index.json"
-        if index.is_file():
-            weight_map: dict[str, str] = json.loads(index.read_text())["weight_map"]
+        if weight_map is not None:
+            index = path / INDEX_NAME
             names = sorted(set(weight_map.values()))
             missing = [n for n in names if not (path / n).is_file()]
             if missing:

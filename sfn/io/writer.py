@@ -11,9 +11,14 @@ everything is written, so a failure or Ctrl-C leaves no half-written model behin
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
+import logging
 import os
+import re
 import shutil
+import socket
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,8 +31,10 @@ import torch
 
 from sfn.errors import SfnError
 from sfn.io.checkpoint import Checkpoint, TensorInfo
+from sfn.io.guard import guard_output
 from sfn.io.safetensors_reader import SAFETENSORS_DTYPES, SafetensorsCheckpoint
 
+log = logging.getLogger("sfn")
 DTYPE_NAMES: dict[torch.dtype, str] = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
 # Kernel-side file-to-file copy is Linux-only (no `os.copy_file_range` on macOS or Windows): without
 # it, and where the kernel refuses (across filesystems), tensors are copied through a bounded buffer.
@@ -222,41 +229,122 @@ class ShardedSafetensorsWriter:
         self._close_fd()
 
 
-def _inside(path: Path, other: Path) -> bool:
-    return path == other or other in path.parents
+# Written into every partial output directory so that a later run can tell its own stale leftovers
+# (from a SIGKILL or power loss) from anything else.
+PARTIAL_MARKER = ".sfn-partial"
 
 
-def check_output_dir(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False) -> Path:
-    """The resolved output directory, after refusing an input's directory or a non-empty one."""
-    target = Path(out).expanduser().resolve()
-    for given in inputs:
-        source = Path(given).expanduser().resolve()
-        source_dir = source if source.is_dir() else source.parent
-        if _inside(target, source_dir) or _inside(source_dir, target):
-            raise SfnError(
-                f"refusing to write {target}: it overlaps the input {source_dir}; choose an output directory "
-                "outside every input"
-            )
-    if target.exists() and not target.is_dir():
-        raise SfnError(f"{target} exists and is not a directory; choose another output path")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise SfnError(f"{target} is not empty; pass overwrite=True (--overwrite) to replace it")
-    return target
+def check_output_dir(
+    out: str | os.PathLike,
+    *,
+    inputs: Iterable[str | os.PathLike] = (),
+    overwrite: bool = False,
+    overwrite_any: bool = False,
+) -> Path:
+    """The resolved output directory, after the output guard (`sfn.io.guard.guard_output`)."""
+    return guard_output(out, inputs=inputs, overwrite=overwrite, overwrite_any=overwrite_any)
+
+
+def _device_of(path: Path) -> str:
+    """The device and mount point a path lies on, for a message."""
+    mount = path
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    device = None
+    try:
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) > 1 and fields[1] == str(mount):
+                    device = fields[0]
+    except OSError:
+        pass
+    return f"{device} ({mount})" if device else str(mount)
+
+
+def no_space_error(target: Path) -> SfnError:
+    return SfnError(f"no space left on {_device_of(target.parent)} while writing {target}; nothing was written")
+
+
+def is_no_space(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(partial: Path) -> bool:
+    """Whether `partial` is sfn's leftover from a process of this machine that no longer runs."""
+    if partial.is_dir():
+        try:
+            record = json.loads((partial / PARTIAL_MARKER).read_text())
+            pid, host = int(record["pid"]), record["host"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # no marker: not ours to delete
+    else:
+        match = re.fullmatch(r"\..+\.sfn-(\d+)-(.+)\.partial", partial.name)
+        if not match:
+            return False
+        pid, host = int(match[1]), match[2]
+    return host == socket.gethostname() and not _alive(pid)
+
+
+def remove_stale_partials(target: Path) -> list[Path]:
+    """Remove what killed sfn runs left while writing `target` (they carry sfn's marker); warn about each."""
+    removed = []
+    for partial in sorted(target.parent.glob(f".{glob.escape(target.name)}.*.partial")):
+        if _stale(partial):
+            if partial.is_dir():
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                partial.unlink(missing_ok=True)
+            log.warning("removed %s, left by an interrupted sfn run writing %s", partial, target)
+            removed.append(partial)
+    return removed
+
+
+def partial_file(target: Path) -> Path:
+    """A hidden sibling of the file `target` to write first; its name carries sfn's marker."""
+    return target.with_name(f".{target.name}.sfn-{os.getpid()}-{socket.gethostname()}.partial")
 
 
 @contextmanager
 def atomic_output_dir(
-    out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False
+    out: str | os.PathLike,
+    *,
+    inputs: Iterable[str | os.PathLike] = (),
+    overwrite: bool = False,
+    overwrite_any: bool = False,
 ) -> Iterator[Path]:
-    """Yield a temporary sibling of `out` to write into; it becomes `out` only if the block succeeds."""
-    target = check_output_dir(out, inputs=inputs, overwrite=overwrite)
+    """Yield a temporary sibling of `out` to write into; it becomes `out` only if the block succeeds.
+
+    A full disk ends as one `SfnError` with nothing left behind.
+    """
+    target = check_output_dir(out, inputs=inputs, overwrite=overwrite, overwrite_any=overwrite_any)
     target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    remove_stale_partials(target)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        (work / PARTIAL_MARKER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    except OSError as error:
+        if is_no_space(error):
+            raise no_space_error(target) from None
+        raise
     try:
         yield work
-    except BaseException:
+        (work / PARTIAL_MARKER).unlink()
+    except BaseException as error:
         # Ctrl-C included: nothing half-written may stay behind.
         shutil.rmtree(work, ignore_errors=True)
+        if is_no_space(error):
+            raise no_space_error(target) from None
         raise
     work.chmod(0o755)
     if target.exists():

@@ -74,7 +74,11 @@ class Clause:
 
 @dataclass(frozen=True)
 class Selector:
-    """A parsed selector; `Selector.parse('o,norm', layers='5-30')`. An empty text selects everything."""
+    """A parsed selector; `Selector.parse('o,norm', layers='5-30')`.
+
+    None (no selector given) selects everything; so does the word `all`. An empty or blank text is an
+    error: an unset shell variable must not turn into "every module".
+    """
 
     text: str
     clauses: tuple[Clause, ...]
@@ -82,8 +86,13 @@ class Selector:
     @classmethod
     def parse(cls, text: str | None, layers: str | None = None, problems: list[str] | None = None) -> "Selector":
         """Parse `text`; every problem is raised at once, or appended to `problems` when it is given."""
-        text = (text or "").strip()
         found: list[str] = [] if problems is None else problems
+        if text is not None and not text.strip():
+            found.append(f"the selector {text!r} is empty: name modules (e.g. 'o', 'attn@5-30') or write 'all'")
+        if layers is not None and not layers.strip():
+            found.append(f"the layer range {layers!r} is empty: give layers like 5-30, or leave the option out")
+            layers = None
+        text = (text or "").strip()
         try:
             default_layers = parse_layers(layers) if layers else None
         except SfnError as exc:
@@ -158,7 +167,7 @@ def _is_layer_text(text: str) -> bool:
 
 
 def select(module_map: ModuleMap, selector: str | Selector | None, layers: str | None = None) -> list[ModulePart]:
-    """Parts of `module_map` matched by `selector` (text or parsed); everything when it is empty.
+    """Parts of `module_map` matched by `selector` (text or parsed); everything when it is None.
 
     Text is parsed and checked against the model in one go, so every problem is reported at once.
     """

@@ -151,7 +151,7 @@ def test_atomic_output_left_clean_on_failure(tmp_path: Path, error: BaseExceptio
 def test_overwrite_replaces_and_refusals(tmp_path: Path) -> None:
     out = tmp_path / "model"
     out.mkdir()
-    (out / "old.txt").write_text("old")
+    (out / "sfn_provenance.json").write_text("{}")  # sfn wrote it, so --overwrite may replace it
     with pytest.raises(SfnError, match="not empty"):
         check_output_dir(out)
     with atomic_output_dir(out, overwrite=True) as work:
@@ -161,7 +161,7 @@ def test_overwrite_replaces_and_refusals(tmp_path: Path) -> None:
     source = tmp_path / "input"
     source.mkdir()
     for bad in (source, source / "sub", tmp_path):
-        with pytest.raises(SfnError, match="overlaps the input"):
+        with pytest.raises(SfnError, match="refusing to write"):
             check_output_dir(bad, inputs=[source])
     (tmp_path / "file").write_text("")
     with pytest.raises(SfnError, match="not a directory"):

@@ -76,10 +76,18 @@ def test_aliases_name_their_kind(maps, alias: str, kind: str) -> None:
     assert select(llama, alias) == select(llama, kind) != []
 
 
-def test_empty_selector_selects_everything(maps) -> None:
+def test_no_selector_or_all_selects_everything(maps) -> None:
     llama = maps["llama"]
-    assert select(llama, None) == select(llama, "") == select(llama, "  ") == llama.parts
-    assert str(Selector.parse("")) == "all"
+    assert select(llama, None) == select(llama, "all") == llama.parts
+    assert str(Selector.parse(None)) == "all"
+
+
+@pytest.mark.parametrize("text", ["", " ", "\t\n"])
+def test_blank_selector_is_an_error_not_everything(maps, text) -> None:
+    with pytest.raises(SfnError, match="is empty"):
+        select(maps["llama"], text)
+    with pytest.raises(SfnError, match="is empty"):
+        Selector.parse("o", layers=text)
 
 
 def test_regex_must_match_the_whole_tensor_name(maps) -> None:
@@ -129,8 +137,8 @@ def test_clauses_are_a_union_and_take_the_default_layers(maps) -> None:
     assert _keys(select(llama, "o@0; q@3")) == {("o", 0), ("q", 3)}
     # --layers applies to every clause without a range of its own
     assert _keys(select(llama, "o; q@0", layers="2-3")) == {("o", 2), ("o", 3), ("q", 0)}
-    assert _keys(select(llama, "", layers="1")) == {(p.kind, 1) for p in llama.parts if p.layer == 1}
-    assert str(Selector.parse("", layers="1")) == "all@1"
+    assert _keys(select(llama, None, layers="1")) == {(p.kind, 1) for p in llama.parts if p.layer == 1}
+    assert str(Selector.parse(None, layers="1")) == "all@1"
     assert select(llama, "o;;") == select(llama, "o")
 
 

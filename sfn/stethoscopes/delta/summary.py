@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sfn import __version__
+from sfn.io.guard import guard_output
 from sfn.stethoscopes.delta.compute import DeltaResult, kinds_in
 
 
@@ -65,8 +67,13 @@ def ranking_text(summary: pd.DataFrame) -> str:
 
 
 def write_outputs(result: DeltaResult, out: str | Path, *, every: int = 5, plots: bool = True) -> dict[str, Path]:
-    """Write delta.csv, histograms.npz, summary.json and (with `plots`) the figures; returns their paths."""
-    out = Path(out)
+    """Write delta.csv, histograms.npz, summary.json and (with `plots`) the figures; returns their paths.
+
+    `out` may not be, lie inside or contain either model (`sfn.io.guard`)."""
+    # A loaded model's source names it rather than a path; only paths on disk can be overwritten.
+    models = [result.summary.get(key) for key in ("base", "tuned")]
+    on_disk = [model for model in models if isinstance(model, (str, os.PathLike)) and Path(model).exists()]
+    out = guard_output(out, inputs=on_disk, replace=False)
     out.mkdir(parents=True, exist_ok=True)
     table = result.table
     paths = {"csv": out / "delta.csv", "histograms": out / "histograms.npz", "summary": out / "summary.json"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from sfn.cli_errors import SfnCommand, report_errors, stop_interrupted
+from sfn.cli_errors import SfnCommand, pickle_option, report_errors, stop_interrupted
 from sfn.errors import SfnError
 from sfn.stethoscopes.freeze.presets import PRESETS
 
@@ -80,6 +80,7 @@ RESUME = "the last checkpoint in --out holds the model so far; run the same comm
 @click.option("--eval-limit", type=int, default=50, show_default=True)
 @click.option("--eval-max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@pickle_option
 @report_errors(kept=RESUME)
 def freeze_command(model, train, compare_presets, data, out, columns, no_norms, prompt_format, eval_benchmark, no_progress, **settings) -> None:
     """Fine-tune MODEL with only the selected modules trainable (the Freeze stethoscope).

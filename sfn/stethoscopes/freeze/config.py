@@ -19,7 +19,7 @@ from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE, ROLES
 SETTINGS_FILE = "freeze_settings.json"
 # Settings that may differ between a run and its resumption: they change nothing already trained.
 RESUMABLE_CHANGES = ("out", "resume", "plugin", "progress", "save_steps", "save_total_limit", "eval_benchmark",
-                     "eval_data", "eval_limit", "eval_max_new_tokens", "report_overlay")
+                     "eval_data", "eval_limit", "eval_max_new_tokens", "report_overlay", "allow_pickle")
 
 
 @dataclass
@@ -65,6 +65,7 @@ class FreezeConfig:
     eval_max_new_tokens: int = 256
     report_overlay: bool = True
     progress: bool = True
+    allow_pickle: bool = False  # load a pickled .bin checkpoint (runs its unpickler)
 
     def with_overrides(self, overrides: dict[str, Any]) -> "FreezeConfig":
         known = {f.name for f in fields(self)}
@@ -120,16 +121,29 @@ class FreezeConfig:
         return json.loads(json.dumps(asdict(self)))
 
 
+def _differing(previous: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    return sorted(
+        key for key in set(previous) | set(settings) if key not in RESUMABLE_CHANGES and previous.get(key) != settings.get(key)
+    )
+
+
+def same_run(out_dir: Path, config: FreezeConfig, model_source: str) -> bool:
+    """Whether `out_dir` holds a run with these settings (those that change what is trained)."""
+    path = out_dir / SETTINGS_FILE
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(previous, dict) and not _differing(previous, {"model": model_source, **config.record()})
+
+
 def check_resumable(out_dir: Path, config: FreezeConfig, model_source: str) -> None:
     """Write the run's settings, or check that a run already in `out_dir` used the same ones."""
     settings = {"model": model_source, **config.record()}
     path = out_dir / SETTINGS_FILE
     if path.is_file():
         previous = json.loads(path.read_text())
-        differing = sorted(
-            key for key in set(previous) | set(settings)
-            if key not in RESUMABLE_CHANGES and previous.get(key) != settings.get(key)
-        )
+        differing = _differing(previous, settings)
         if differing:
             details = ", ".join(f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now" for key in differing)
             raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another {argument('out')} or delete it")

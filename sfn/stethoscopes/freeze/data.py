@@ -9,6 +9,8 @@ instruction), so a held-out evaluation asks what training taught.
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Any
 
 import torch
 
-from sfn.errors import SfnError, argument
+from sfn.errors import SfnError, SfnErrors, argument
 from sfn.eval.benchmarks import BOXED_INSTRUCTION, read_rows
 from sfn.eval.prompts import build_prompt
 from sfn.io.hub_datasets import load_hub_rows
@@ -52,16 +54,60 @@ def gsm8k_record(question: str, solution: str) -> Record:
     return Record(question.strip(), strip_calculator_marks(reasoning).strip(), answer.strip().replace(",", ""))
 
 
+def _missing(value: Any) -> bool:
+    """None, or the NaN pandas puts where a row lacks a column (which str() would make the text 'nan')."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _text(value: Any) -> str:
     if isinstance(value, (list, tuple)):  # s1K stores its thinking trajectories as a list
         return "\n".join(str(v) for v in value)
-    return "" if value is None else str(value)
+    return "" if _missing(value) else str(value)
+
+
+def read_jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSONL file, or every line that is not UTF-8 JSON object text, named, at once."""
+    rows, problems = [], []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                problems.append(f"line {number}: byte {error.start + 1} is not UTF-8 text")
+                continue
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as error:
+                problems.append(f"line {number}: not JSON ({error.msg} at column {error.colno})")
+                continue
+            if not isinstance(row, dict):
+                problems.append(f"line {number}: a JSON {type(row).__name__}, not an object")
+                continue
+            rows.append(row)
+    if problems:
+        raise SfnErrors(problems[:20] + ([f"... {len(problems) - 20} more"] if len(problems) > 20 else []), f"{path} is not valid JSONL")
+    return rows
+
+
+def _row_names(path: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """How a message names each row: its line in a JSONL or CSV file, else its position."""
+    if path.suffix == ".jsonl":
+        with open(path, "rb") as handle:
+            lines = [number for number, raw in enumerate(handle, 1) if raw.strip()]
+        return [f"line {number}" for number in lines[: len(rows)]]
+    if path.suffix == ".csv":
+        return [f"line {index + 2}" for index in range(len(rows))]  # line 1 is the header
+    return [f"record {index + 1}" for index in range(len(rows))]
 
 
 def read_records(source: str | Path, columns: dict[str, str] | None = None, limit: int | None = None) -> list[Record]:
     """Records from a local .jsonl/.json/.csv/.parquet file or a hub dataset id (`org/name[:config]`, split `train`)."""
     path = Path(source).expanduser()
-    if path.exists() or path.suffix in LOCAL_SUFFIXES:
+    if path.suffix == ".jsonl" and path.is_file():
+        rows = read_jsonl_rows(path)
+    elif path.exists() or path.suffix in LOCAL_SUFFIXES:
         rows = read_rows(path)
     else:
         rows = load_hub_rows(str(source), "train", hint="download it elsewhere and pass the JSONL file instead")
@@ -86,6 +132,7 @@ def read_records(source: str | Path, columns: dict[str, str] | None = None, limi
             f"map them with {argument('columns')}: question=COL,reasoning=COL,answer=COL"
         )
     rows = rows[:limit] if limit else rows
+    _check_rows(path, rows, columns)
     is_gsm8k = "reasoning" not in columns and all("####" in _text(row[columns["answer"]]) for row in rows[:20])
     if is_gsm8k:
         return [gsm8k_record(_text(row[columns["question"]]), _text(row[columns["answer"]])) for row in rows]
@@ -97,6 +144,21 @@ def read_records(source: str | Path, columns: dict[str, str] | None = None, limi
         )
         for row in rows
     ]
+
+
+def _check_rows(path: Path, rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
+    """Every row has its question and (when the data has one) its answer; else name each row that lacks one."""
+    names = _row_names(path, rows) if path.is_file() else [f"row {index + 1}" for index in range(len(rows))]
+    required = [columns[role] for role in ("question", "answer") if role in columns]
+    problems = [
+        f"{name}: no {column!r} (missing or null)"
+        for name, row in zip(names, rows)
+        for column in required
+        if _missing(row.get(column))
+    ]
+    if problems:
+        shown = problems[:20] + ([f"... {len(problems) - 20} more"] if len(problems) > 20 else [])
+        raise SfnErrors(shown, f"{path}: {len(problems)} training rows lack a field they need (a row without its answer would train on 'nan')")
 
 
 def response_text(record: Record, template: str = DEFAULT_RESPONSE_TEMPLATE) -> str:

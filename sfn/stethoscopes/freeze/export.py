@@ -53,9 +53,11 @@ def plugin_selector(trainable: TrainableParameters) -> str:
     return f"embed,head; re:(?:{names})" if tied_embed else f"re:(?:{names})"
 
 
-def write_plugin_from_files(base: str | os.PathLike, model_dir: Path, trainable: TrainableParameters, out: Path) -> Path:
+def write_plugin_from_files(
+    base: str | os.PathLike, model_dir: Path, trainable: TrainableParameters, out: Path, *, allow_pickle: bool = False
+) -> Path:
     """Write the trained tensors of the saved model `model_dir`, made from the model at `base`, to `out`."""
-    return extract_plugin(base, model_dir, plugin_selector(trainable), out, overwrite=True).path
+    return extract_plugin(base, model_dir, plugin_selector(trainable), out, overwrite=True, allow_pickle=allow_pickle).path
 
 
 def write_plugin(

@@ -15,6 +15,7 @@ import inspect
 import json
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,14 @@ import torch
 
 from sfn.errors import SfnError, argument
 from sfn.stethoscopes.freeze.callbacks import FrozenCheck, FrozenCheckCallback, InterruptCallback, MemoryCallback, SpeedCallback
-from sfn.stethoscopes.freeze.config import FreezeConfig, check_resumable
+from sfn.io.guard import guard_output
+from sfn.io.safetensors_reader import read_safetensors_header
+from sfn.stethoscopes.freeze.config import FreezeConfig, check_resumable, same_run
 from sfn.stethoscopes.freeze.data import Formatting, PaddingCollator, prepare_data, read_records
 from sfn.stethoscopes.freeze.export import write_plugin, write_plugin_from_files
 from sfn.stethoscopes.freeze.presets import TrainableParameters, trainable_parameters
 from sfn.io.load_model import drop_gguf_mark
-from sfn.stethoscopes.freeze.report import loss_frame, write_overlay, write_run_report
+from sfn.stethoscopes.freeze.report import LOSS_FILE, METRICS_FILE, loss_frame, write_overlay, write_run_report
 
 log = logging.getLogger("sfn")
 CHECKPOINTS = "checkpoints"
@@ -54,18 +57,28 @@ class FreezeResult:
         return bool(self.metrics["interrupted"])
 
 
-def _load(model: Any, tokenizer: Any) -> tuple[Any, Any, str]:
+def _source_label(model: Any) -> str:
+    """How the run's settings name the model: the path or hub id given, else the loaded model's name."""
+    if isinstance(model, (str, os.PathLike)):
+        return str(model)
+    if isinstance(model, tuple):
+        model = model[0]
+    return str(getattr(model, "name_or_path", "") or type(model).__name__)
+
+
+def _load(model: Any, tokenizer: Any, allow_pickle: bool = False) -> tuple[Any, Any, str]:
     """(model, tokenizer, source label) from a path/hub id, a (model, tokenizer) pair, or a model."""
+    source = _source_label(model)
     if isinstance(model, (str, os.PathLike)):
         from sfn.io.load_model import load_model
 
-        loaded, loaded_tokenizer = load_model(model)
-        return loaded, tokenizer or loaded_tokenizer, str(model)
+        loaded, loaded_tokenizer = load_model(model, allow_pickle=allow_pickle)
+        return loaded, tokenizer or loaded_tokenizer, source
     if isinstance(model, tuple):
         model, tokenizer = model
     if tokenizer is None:
         raise SfnError("training needs the model's tokenizer: pass (model, tokenizer) or tokenizer=...")
-    return model, tokenizer, str(getattr(model, "name_or_path", "") or type(model).__name__)
+    return model, tokenizer, source
 
 
 def _training_arguments(config: FreezeConfig, checkpoints: Path):
@@ -105,10 +118,74 @@ def _training_arguments(config: FreezeConfig, checkpoints: Path):
     )
 
 
-def _last_checkpoint(checkpoints: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def _checkpoint_step(path: Path) -> int:
+    return int(path.name.removeprefix("checkpoint-"))
 
-    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why a Trainer checkpoint cannot be resumed from (a file cut short by a kill or a full disk), or None."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its trainer_state.json is missing or not whole"
+    for path in sorted(checkpoint.iterdir()):
+        if path.suffix == ".safetensors":
+            try:
+                read_safetensors_header(path)
+            except SfnError as error:
+                return str(error)
+        elif path.suffix in (".pt", ".pth", ".bin") and not zipfile.is_zipfile(path):
+            return f"{path.name} is cut short or damaged"
+    return None
+
+
+def last_checkpoint(checkpoints: Path) -> tuple[str | None, list[str]]:
+    """The newest whole checkpoint, and a note for every newer one skipped because it is damaged."""
+    found = [p for p in checkpoints.glob("checkpoint-*") if p.is_dir() and p.name.removeprefix("checkpoint-").isdigit()]
+    notes = []
+    for candidate in sorted(found, key=_checkpoint_step, reverse=True):
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            return str(candidate), notes
+        notes.append(f"checkpoint {candidate.name} is damaged ({problem}); resumed from the one before it instead")
+        log.warning("%s", notes[-1])
+    if found:
+        raise SfnError(
+            f"every checkpoint in {checkpoints} is damaged ({'; '.join(notes)}); delete {checkpoints} to train from the start"
+        )
+    return None, notes
+
+
+def finished_run(out_dir: Path, config: FreezeConfig, source: str) -> dict[str, Any] | None:
+    """The metrics of a run in `out_dir` that finished with these settings, or None."""
+    if not same_run(out_dir, config, source) or not (out_dir / MODEL_DIR).is_dir():
+        return None
+    try:
+        metrics = json.loads((out_dir / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return metrics if isinstance(metrics, dict) and metrics.get("interrupted") is False else None
+
+
+def _finished_result(out_dir: Path, config: FreezeConfig, metrics: dict[str, Any]) -> FreezeResult:
+    """A finished run, read back without training or writing anything (the model only on the meta device)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model_dir = out_dir / MODEL_DIR
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
+    trainable = trainable_parameters(skeleton, config.train, norms=config.norms, apply=False)
+    loss_path = out_dir / LOSS_FILE
+    loss = pd.read_csv(loss_path) if loss_path.is_file() else loss_frame([])
+    check = FrozenCheck(
+        metrics.get("trainable_with_optimizer_state", 0), metrics.get("frozen_with_grad", []),
+        metrics.get("frozen_with_optimizer_state", []), checked=True,
+    )
+    note = f"{out_dir} already holds this run, finished after {metrics.get('steps')} steps; left as it is"
+    log.warning("%s", note)
+    plugin = out_dir / PLUGIN_FILE
+    metrics = {**metrics, "already_finished": True, "notes": [*metrics.get("notes", []), note]}
+    return FreezeResult(out_dir, model_dir, plugin if plugin.is_file() else None, trainable, loss, check, metrics)
 
 
 def freeze(
@@ -134,14 +211,18 @@ def freeze(
     if config.out is not None:
         config = config.with_overrides({"out": str(config.out)})
     config.validate()
+    read = [model if isinstance(model, (str, os.PathLike)) else None, config.data, config.eval_data]
+    out_dir = guard_output(config.out, inputs=[source for source in read if source], replace=False)
+    finished = finished_run(out_dir, config, _source_label(model)) if config.resume else None
+    if finished is not None:
+        return _finished_result(out_dir, config, finished)
     records = read_records(config.data, config.columns, config.limit)
-    out_dir = Path(config.out)
     checkpoints = out_dir / CHECKPOINTS
     # Made before loading: under DeepSpeed ZeRO-3 the arguments make from_pretrained load each
     # process's shard only, instead of the whole model once per process.
     arguments = _training_arguments(config, checkpoints)
     model_source = model
-    model, tokenizer, source = _load(model, tokenizer)
+    model, tokenizer, source = _load(model, tokenizer, config.allow_pickle)
     drop_gguf_mark(model)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is None:
         raise SfnError("the tokenizer has neither a pad nor an end-of-sequence token to pad batches with")
@@ -150,7 +231,7 @@ def freeze(
     formatting = Formatting(config.prompt_format, config.instruction, config.response_template)
     prepared = prepare_data(records, tokenizer, formatting, config.seq_len, config.heldout, config.seed)
 
-    last = _last_checkpoint(checkpoints)
+    last, checkpoint_notes = last_checkpoint(checkpoints) if checkpoints.is_dir() else (None, [])
     if last and not config.resume:
         raise SfnError(f"{out_dir} already holds checkpoints (last: {Path(last).name}); resume it, or pass another {argument('out')}")
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -202,7 +283,7 @@ def freeze(
         "trainable_share": trainable.share,
         "trainable_tensors": len(trainable.names),
         "tied_embeddings": trainable.tied_embeddings,
-        "notes": trainable.notes,
+        "notes": trainable.notes + checkpoint_notes,
         "examples": prepared.records,
         "train_examples": len(prepared.train),
         "heldout_examples": len(prepared.heldout) if prepared.heldout else 0,
@@ -233,7 +314,7 @@ def freeze(
         if config.plugin and not interrupted:
             plugin_file = out_dir / PLUGIN_FILE
             plugin_path = (
-                write_plugin_from_files(model_source, model_dir, trainable, plugin_file)
+                write_plugin_from_files(model_source, model_dir, trainable, plugin_file, allow_pickle=config.allow_pickle)
                 if plugin_from_files
                 else write_plugin(model, initial, trainable, source, plugin_file)
             )

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import click
 
-from sfn.cli_errors import SfnCommand, SfnGroup, report_errors
+from sfn.cli_errors import SfnCommand, SfnGroup, pickle_option, report_errors
 from sfn.errors import SfnError
 from sfn.stethoscopes.surgery.choices import DEFAULT_SHARD_SIZE, DTYPE_NAMES, METHODS
 
 _shard = click.option("--shard-size", default=DEFAULT_SHARD_SIZE, show_default=True, help="Largest shard file, e.g. 5GB, 500MB.")
 _dtype = click.option("--dtype", type=click.Choice(sorted(DTYPE_NAMES)), help="Cast floating tensors (default: keep each dtype).")
-_overwrite = click.option("--overwrite", is_flag=True, help="Replace a non-empty output directory.")
+_overwrite = click.option("--overwrite", is_flag=True, help="Replace an earlier sfn output there (it holds sfn_provenance.json).")
+_overwrite_any = click.option("--overwrite-any", is_flag=True, help="Replace whatever is at the output path, even if sfn did not write it.")
 
 
 def _bytes(count: int) -> str:
@@ -37,6 +38,8 @@ def _bytes(count: int) -> str:
 @_shard
 @_dtype
 @_overwrite
+@_overwrite_any
+@pickle_option
 @report_errors
 def merge_command(base: str, donor: str, take: str, out: str | None, dry_run: bool, **options) -> None:
     """Write BASE with the modules selected by --take taken from DONOR (the Merge Stethoscope)."""
@@ -72,25 +75,29 @@ def merge_command(base: str, donor: str, take: str, out: str | None, dry_run: bo
 @_shard
 @_dtype
 @_overwrite
+@_overwrite_any
+@pickle_option
 @report_errors
 def destroy_command(model: str, selector: str | None, method: str, out: str | None, run_sweep: bool, **options) -> None:
     """Destroy modules of MODEL (zero, reinit, remove) and write it to --out, or --sweep them in memory."""
     if run_sweep:
         _sweep(model, **options)
         return
-    if not selector or not out:
+    if selector is None or not out:
         raise SfnError("destroy needs --select and --out (or --sweep)")
     from sfn.stethoscopes.surgery.destroy import destroy
 
     result = destroy(
         model, selector, out, method=method, std=options["std"], seed=options["seed"],
         shard_size=options["shard_size"], dtype=options["dtype"], overwrite=options["overwrite"],
+        overwrite_any=options["overwrite_any"], allow_pickle=options["allow_pickle"],
     )
     click.echo(f"{method}: {len(result.changes)} tensors changed; wrote {result.out}")
 
 
 def _sweep(
-    model: str, *, prompts, prompts_file, kinds, methods, layer_ranges, max_new_tokens, table, no_levels, std, seed, **_
+    model: str, *, prompts, prompts_file, kinds, methods, layer_ranges, max_new_tokens, table, no_levels, std, seed,
+    allow_pickle, **_
 ) -> None:
     from sfn.stethoscopes.surgery.sweep import sweep
 
@@ -100,13 +107,14 @@ def _sweep(
     frame = sweep(
         model,
         texts,
-        kinds=[k.strip() for k in kinds.split(",")] if kinds else None,
+        kinds=[k.strip() for k in kinds.split(",")] if kinds is not None else None,
         methods=[m.strip() for m in methods.split(",") if m.strip()],
         layers=list(layer_ranges) or [None],
         max_new_tokens=max_new_tokens,
         std=std,
         seed=seed,
         grader=None if no_levels else "auto",
+        allow_pickle=allow_pickle,
     )
     if table:
         if table.endswith(".jsonl"):
@@ -128,12 +136,14 @@ def plugin_group() -> None:
 @click.option("--select", "selector", default="o,norm", show_default=True, help="Modules of TUNED to keep.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Plugin file (.safetensors).")
 @_overwrite
+@_overwrite_any
+@pickle_option
 @report_errors
-def extract_command(base: str, tuned: str, selector: str, out: str, overwrite: bool) -> None:
+def extract_command(base: str, tuned: str, selector: str, out: str, overwrite: bool, overwrite_any: bool, allow_pickle: bool) -> None:
     """Write the selected modules of TUNED, with the identity of BASE, to a plugin file."""
     from sfn.stethoscopes.surgery.plugin import extract_plugin
 
-    plugin = extract_plugin(base, tuned, selector, out, overwrite=overwrite)
+    plugin = extract_plugin(base, tuned, selector, out, overwrite=overwrite, overwrite_any=overwrite_any, allow_pickle=allow_pickle)
     click.echo(f"wrote {out}: {len(plugin.entries)} parts, {_bytes(plugin.nbytes)}")
 
 
@@ -144,10 +154,17 @@ def extract_command(base: str, tuned: str, selector: str, out: str, overwrite: b
 @click.option("--force", is_flag=True, help="Apply even if BASE is not the model the plugin was made for.")
 @_shard
 @_overwrite
+@_overwrite_any
+@pickle_option
 @report_errors
-def apply_command(base: str, plugin: str, out: str, force: bool, shard_size: str, overwrite: bool) -> None:
+def apply_command(
+    base: str, plugin: str, out: str, force: bool, shard_size: str, overwrite: bool, overwrite_any: bool, allow_pickle: bool
+) -> None:
     """Write BASE with PLUGIN's modules in place as a full model directory."""
     from sfn.stethoscopes.surgery.plugin import apply_plugin
 
-    path = apply_plugin(base, plugin, out, force=force, shard_size=shard_size, overwrite=overwrite)
+    path = apply_plugin(
+        base, plugin, out, force=force, shard_size=shard_size, overwrite=overwrite, overwrite_any=overwrite_any,
+        allow_pickle=allow_pickle,
+    )
     click.echo(f"wrote {path}")

@@ -19,9 +19,11 @@ import torch
 
 from sfn.errors import SfnError, SfnErrors, argument
 from sfn.io import Checkpoint, TensorInfo
+from sfn.io.writer import check_output_dir
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.stethoscopes.surgery.choices import METHODS
 from sfn.stethoscopes.surgery.output import DEFAULT_SHARD_SIZE, ModelOutput, OutputTensor, copied_tensor, parse_dtype, write_model_dir
+from sfn.stethoscopes.surgery.complete import check_complete
 from sfn.stethoscopes.surgery.plan import parse_selector, select_parts, tied_problem
 from sfn.io.sources import ModelSource, checkpoint_dir, opened, tokenizer_source
 from sfn.stethoscopes.surgery.splice import reinit_values, write_part_
@@ -165,16 +167,23 @@ def destroy(
     shard_size: str | int = DEFAULT_SHARD_SIZE,
     dtype: str | torch.dtype | None = None,
     overwrite: bool = False,
+    overwrite_any: bool = False,
+    allow_pickle: bool = False,
 ) -> DestroyResult:
-    """Write `model` with the selected modules destroyed by `method` (zero, reinit, remove) to `out`."""
+    """Write `model` with the selected modules destroyed by `method` (zero, reinit, remove) to `out`.
+
+    The output is checked before any work: never an input, and an existing one is replaced only with
+    `overwrite` (an earlier sfn output) or `overwrite_any` (anything)."""
     if std <= 0 and method == "reinit":
         raise SfnError(f"{argument('std')} must be positive, got {std}")
     target_dtype = parse_dtype(dtype)
-    with opened(model) as checkpoint:
+    with opened(model, allow_pickle=allow_pickle) as checkpoint:
+        check_complete(checkpoint, "model")
         base_map = module_map(checkpoint)
         parts = selected_for_destruction(checkpoint, select, method, base_map)
         source_dir = checkpoint_dir(checkpoint)
         inputs = [source_dir] if source_dir else []
+        check_output_dir(out, inputs=inputs, overwrite=overwrite, overwrite_any=overwrite_any)
         tensors, changes = destroy_tensors(
             checkpoint, base_map, parts, method, std=std, seed=seed, dtype=target_dtype
         )
@@ -199,5 +208,7 @@ def destroy(
             parameters=parameters,
             tensor_sources={t.info.name: "model" for t in tensors} | {c["output"]: c["change"] for c in changes if c["output"]},
         )
-        path = write_model_dir(out, tensors, meta, shard_size=shard_size, overwrite=overwrite, input_paths=inputs)
+        path = write_model_dir(
+            out, tensors, meta, shard_size=shard_size, overwrite=overwrite, overwrite_any=overwrite_any, input_paths=inputs
+        )
     return DestroyResult(path, method, pd.DataFrame(changes, columns=["tensor", "output", "change", "layer"]))

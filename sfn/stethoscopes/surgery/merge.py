@@ -69,17 +69,20 @@ def merge(
     dtype: str | torch.dtype | None = None,
     tokenizer_from: str = "base",
     overwrite: bool = False,
+    overwrite_any: bool = False,
     dry_run: bool = False,
+    allow_pickle: bool = False,
 ) -> MergeResult:
     """Write BASE with every tensor matched by `take` taken from DONOR into the model directory `out`.
 
     With `dry_run` only the plan is made (which tensor comes from where); nothing is written.
-    Every mismatch is raised as one `SfnErrors` before anything is written.
+    Every mismatch is raised as one `SfnErrors` before anything is written. `overwrite` replaces an
+    earlier sfn output at `out`; `overwrite_any` any directory; `allow_pickle` reads pickled checkpoints.
     """
     if tokenizer_from not in ("base", "donor"):
         raise SfnError(f"tokenizer_from must be 'base' or 'donor', not {tokenizer_from!r}")
     target_dtype = parse_dtype(dtype)
-    with opened(base) as base_ck, opened(donor) as donor_ck:
+    with opened(base, allow_pickle=allow_pickle) as base_ck, opened(donor, allow_pickle=allow_pickle) as donor_ck:
         plan = plan_merge(base_ck, donor_ck, take, dtype=target_dtype)
         if dry_run:
             return MergeResult(plan, None)
@@ -87,7 +90,7 @@ def merge(
             raise SfnError(f"merge needs an output directory, {argument('out')}, or a dry run, {argument('dry_run', True, flag='--plan')}")
         base_dir, donor_dir = checkpoint_dir(base_ck), checkpoint_dir(donor_ck)
         inputs = [p for p in (base_dir, donor_dir) if p is not None]
-        check_output_dir(out, inputs=inputs, overwrite=overwrite)
+        check_output_dir(out, inputs=inputs, overwrite=overwrite, overwrite_any=overwrite_any)
         config = dict(base_ck.config)
         if target_dtype is not None:
             config["dtype"] = str(target_dtype).removeprefix("torch.")
@@ -113,7 +116,8 @@ def merge(
             extra_files=_mergekit_file(base_ck, donor_ck, plan, config, tokenizer_from),
         )
         path = write_model_dir(
-            out, merge_tensors(base_ck, donor_ck, plan), meta, shard_size=shard_size, overwrite=overwrite, input_paths=inputs
+            out, merge_tensors(base_ck, donor_ck, plan), meta, shard_size=shard_size, overwrite=overwrite,
+            overwrite_any=overwrite_any, input_paths=inputs,
         )
     return MergeResult(plan, path)
 

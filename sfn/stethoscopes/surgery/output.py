@@ -145,6 +145,7 @@ def write_model_dir(
     *,
     shard_size: str | int = DEFAULT_SHARD_SIZE,
     overwrite: bool = False,
+    overwrite_any: bool = False,
     input_paths: Sequence[Path] = (),
 ) -> Path:
     """Write a loadable model directory at `out` atomically; returns its resolved path."""
@@ -152,7 +153,7 @@ def write_model_dir(
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         hashes: dict[str, Future] = {role: pool.submit(describe_input, ck) for role, ck in meta.inputs.items()}
-        with atomic_output_dir(out, inputs=input_paths, overwrite=overwrite) as work:
+        with atomic_output_dir(out, inputs=input_paths, overwrite=overwrite, overwrite_any=overwrite_any) as work:
             weight_map = write_tensors(work, tensors, shard_bytes, f"sfn {meta.operation}")
             gguf_tokenizer = meta.tokenizer_from if meta.tokenizer_from and meta.tokenizer_from.suffix == ".gguf" else None
             copy_model_extras(

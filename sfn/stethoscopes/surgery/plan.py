@@ -11,6 +11,7 @@ import torch
 from sfn.errors import SfnError, SfnErrors
 from sfn.io import Checkpoint, TensorInfo
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
+from sfn.stethoscopes.surgery.complete import check_complete
 from sfn.stethoscopes.surgery.splice import describe_part, part_key
 
 
@@ -63,6 +64,11 @@ def _architecture_problems(base: Checkpoint, donor: Checkpoint, base_map: Module
         problems.append(
             f"architectures differ: {base.source} is {base_map.model_type!r}, {donor.source} is "
             f"{donor_map.model_type!r}; only models of one architecture can exchange modules"
+        )
+    if base_map.num_layers != donor_map.num_layers:
+        problems.append(
+            f"layer count differs: {base.source} has {base_map.num_layers}, {donor.source} has {donor_map.num_layers}; "
+            "layer i of one is not layer i of the other, so their modules cannot be exchanged by layer"
         )
     base_vocab, donor_vocab = base.config.get("vocab_size"), donor.config.get("vocab_size")
     if base_vocab and donor_vocab and base_vocab != donor_vocab:
@@ -186,6 +192,7 @@ def plan_merge(
 ) -> MergePlan:
     """Which output tensor comes from which model; raises every mismatch at once."""
     selector = parse_selector(selector)
+    check_complete(base, "base")
     base_map = module_map(base)
     taken = group_by_tensor(match_parts(base, donor, selector, base_map=base_map))
     plan = MergePlan(base.source, donor.source, str(selector))

@@ -21,6 +21,9 @@ from safetensors.torch import save_file
 
 from sfn.errors import SfnError, SfnErrors
 from sfn.io import Checkpoint, TensorInfo
+from sfn.io.guard import guard_output
+from sfn.io.safetensors_reader import read_safetensors_header
+from sfn.io.writer import check_output_dir, is_no_space, no_space_error, partial_file, remove_stale_partials
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.stethoscopes.surgery.output import (
     DEFAULT_SHARD_SIZE,
@@ -31,6 +34,7 @@ from sfn.stethoscopes.surgery.output import (
     sfn_version,
     write_model_dir,
 )
+from sfn.stethoscopes.surgery.complete import check_complete
 from sfn.stethoscopes.surgery.plan import match_parts, parse_selector
 from sfn.io.sources import ModelSource, checkpoint_dir, opened, tokenizer_source
 from sfn.stethoscopes.surgery.splice import PartKey, describe_part, part_key, part_values, write_part_
@@ -85,15 +89,33 @@ def read_plugin(path: str | os.PathLike) -> Plugin:
     return Plugin(path, json.loads(raw), tensors)
 
 
+def is_plugin_file(path: Path) -> bool:
+    """Whether `path` is a plugin sfn wrote (so that --overwrite may replace it)."""
+    try:
+        header, _ = read_safetensors_header(path)
+    except (SfnError, OSError):
+        return False
+    return METADATA_KEY in (header.get("__metadata__") or {})
+
+
 def extract_plugin(
-    base: ModelSource, tuned: ModelSource, select: str | Selector, out: str | os.PathLike, *, overwrite: bool = False
+    base: ModelSource,
+    tuned: ModelSource,
+    select: str | Selector,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    overwrite_any: bool = False,
+    allow_pickle: bool = False,
 ) -> Plugin:
-    """Write the selected parts of TUNED, with the identity of BASE, to the plugin file `out`."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise SfnError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    """Write the selected parts of TUNED, with the identity of BASE, to the plugin file `out`.
+
+    `out` may be no input's file or directory; an existing plugin is replaced with `overwrite`, any
+    other file only with `overwrite_any`."""
     selector = parse_selector(select)
-    with opened(base) as base_ck, opened(tuned) as tuned_ck:
+    with opened(base, allow_pickle=allow_pickle) as base_ck, opened(tuned, allow_pickle=allow_pickle) as tuned_ck:
+        inputs = [p for p in (checkpoint_dir(base_ck), checkpoint_dir(tuned_ck)) if p is not None]
+        out = guard_output(out, inputs=inputs, file=True, overwrite=overwrite, overwrite_any=overwrite_any, ours=is_plugin_file)
         taken = match_parts(base_ck, tuned_ck, selector, action="extract")
         tensors, entries = {}, []
         for item in taken:
@@ -117,9 +139,16 @@ def extract_plugin(
             "entries": entries,
         }
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    save_file(tensors, str(partial), metadata={"format": "pt", METADATA_KEY: json.dumps(metadata)})
-    os.replace(partial, out)
+    remove_stale_partials(out)
+    partial = partial_file(out)
+    try:
+        save_file(tensors, str(partial), metadata={"format": "pt", METADATA_KEY: json.dumps(metadata)})
+        os.replace(partial, out)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if is_no_space(error):
+            raise no_space_error(out) from None
+        raise
     return Plugin(out, metadata, tensors)
 
 
@@ -174,10 +203,16 @@ def apply_plugin(
     force: bool = False,
     shard_size: str | int = DEFAULT_SHARD_SIZE,
     overwrite: bool = False,
+    overwrite_any: bool = False,
+    allow_pickle: bool = False,
 ) -> Path:
     """Write BASE with the plugin's modules in place as a full model directory at `out`."""
     plugin = plugin if isinstance(plugin, Plugin) else read_plugin(plugin)
-    with opened(base) as base_ck:
+    with opened(base, allow_pickle=allow_pickle) as base_ck:
+        source_dir = checkpoint_dir(base_ck)
+        inputs = [p for p in (source_dir, plugin.path) if p is not None]
+        check_output_dir(out, inputs=inputs, overwrite=overwrite, overwrite_any=overwrite_any)
+        check_complete(base_ck, "base")
         targets = plugin_targets(plugin, base_ck, module_map(base_ck, warn=False), force=force)
         edits: dict[str, list[tuple[ModulePart, torch.Tensor]]] = {}
         for key, part in targets.items():
@@ -186,7 +221,6 @@ def apply_plugin(
             _patched(base_ck, info, edits[name]) if name in edits else copied_tensor(base_ck, name, info)
             for name, info in base_ck.tensors().items()
         ]
-        source_dir = checkpoint_dir(base_ck)
         meta = ModelOutput(
             operation="plugin-apply",
             inputs={"base": base_ck},
@@ -200,5 +234,6 @@ def apply_plugin(
             parameters={"plugin": str(plugin.path), "selector": plugin.metadata["selector"], "forced": force},
             tensor_sources={name: ("plugin" if name in edits else "base") for name in base_ck.tensors()},
         )
-        inputs = [source_dir] if source_dir else []
-        return write_model_dir(out, tensors, meta, shard_size=shard_size, overwrite=overwrite, input_paths=inputs)
+        return write_model_dir(
+            out, tensors, meta, shard_size=shard_size, overwrite=overwrite, overwrite_any=overwrite_any, input_paths=inputs
+        )

@@ -98,6 +98,7 @@ def sweep(
     std: float = 0.02,
     seed: int = 0,
     grader: Any = "auto",
+    allow_pickle: bool = False,
 ) -> pd.DataFrame:
     """One row per (method, kind, layer range, prompt): the output text and how degenerate it is.
 
@@ -110,7 +111,7 @@ def sweep(
     if references is not None and len(references) != len(prompts):
         raise SfnError(f"{len(references)} references for {len(prompts)} prompts; give one per prompt or none")
     if not isinstance(model, torch.nn.Module):
-        model, tokenizer = load_model(model)
+        model, tokenizer = load_model(model, allow_pickle=allow_pickle)
     if tokenizer is None:
         raise SfnError("the sweep generates text: pass the model's tokenizer")
     base_map = module_map(ModelTensors(model), warn=False)
@@ -118,6 +119,8 @@ def sweep(
     kinds = list(kinds) if kinds else [k for k in LINEAR_KINDS if k in present]
     configs = sweep_configs(kinds, methods, list(layers) or [None])
     problems = [f"unknown method {m!r}: use {', '.join(METHODS)}" for m in methods if m not in METHODS]
+    # An unset shell variable must not widen the sweep to every layer.
+    problems += [f"layer range {text!r} is empty: give layers like 5-30" for text in layers if text is not None and not text.strip()]
     if "remove" in methods and None in layers:
         problems.append(f"remove drops layers: give layer ranges ({argument('layers', '5-30')})")
     for config in configs[1:]:

@@ -187,7 +187,11 @@ def test_output_directory_refusals(model_pair, tmp_path: Path) -> None:
     with pytest.raises(SfnError, match="not empty"):
         merge(base, donor, "o", occupied)
     assert (occupied / "keep.txt").exists()
-    result = merge(base, donor, "o", occupied, overwrite=True)
+    with pytest.raises(SfnError, match="not an sfn output"):
+        merge(base, donor, "o", occupied, overwrite=True)  # --overwrite replaces only what sfn wrote
+    assert (occupied / "keep.txt").exists()
+    result = merge(base, donor, "o", occupied, overwrite_any=True)
     assert not (occupied / "keep.txt").exists() and (result.out / "config.json").exists()
+    merge(base, donor, "o", occupied, overwrite=True)  # an sfn output now
     cli = CliRunner().invoke(merge_command, [str(base), str(donor), "--take", "o", "--out", str(occupied)])
     assert cli.exit_code == 2 and "not empty" in cli.output
