@@ -11,6 +11,7 @@ from sfn.eval.config import EvalConfig
 from sfn.eval.grade import Grade, Grader, Thresholds, grade
 from sfn.eval.prompts import ThinkingMarkers
 from sfn.eval.run import EvalResult, evaluate, rescore
+from sfn.eval.score import score_answer
 
 __all__ = [
     "Benchmark",
@@ -27,4 +28,5 @@ __all__ = [
     "register_benchmark",
     "registered_benchmarks",
     "rescore",
+    "score_answer",
 ]

@@ -48,7 +48,8 @@ class Benchmark:
     `fields` maps roles to column names: `question`, `answer`, and for multiple choice
     `distractors` (a list of columns holding wrong options, shuffled in with the answer).
     `extractor`/`comparer` decide correctness; `extra_extractors` are also reported
-    (e.g. GSM8K's strict `#### N` next to the flexible last number).
+    (e.g. GSM8K's strict `#### N` next to the flexible last number), each checked with its
+    `extra_comparers` entry, else with `comparer`.
     """
 
     name: str
@@ -56,6 +57,7 @@ class Benchmark:
     extractor: str | Extractor = "math"
     comparer: str | Comparer = "math"
     extra_extractors: dict[str, str | Extractor] = field(default_factory=dict)
+    extra_comparers: dict[str, str | Comparer] = field(default_factory=dict)
     instruction: str = BOXED_INSTRUCTION
     hub: HubSource | None = None
     data: str | None = None
@@ -68,8 +70,10 @@ class Benchmark:
     def extract_extra(self, text: str) -> dict[str, str | None]:
         return {name: _resolve(ex, EXTRACTORS)(text) for name, ex in self.extra_extractors.items()}
 
-    def is_correct(self, extracted: str | None, reference: str) -> bool:
-        return extracted is not None and _resolve(self.comparer, COMPARERS)(extracted, reference)
+    def is_correct(self, extracted: str | None, reference: str, metric: str | None = None) -> bool:
+        """Whether `extracted` matches `reference`; `metric` names an extra extractor whose comparer decides."""
+        comparer = self.extra_comparers.get(metric, self.comparer) if metric else self.comparer
+        return extracted is not None and _resolve(comparer, COMPARERS)(extracted, reference)
 
     def required_columns(self) -> list[str]:
         columns = [self.fields["question"], self.fields["answer"]]
@@ -101,6 +105,11 @@ class Benchmark:
         for name, value in self.extra_extractors.items():
             if isinstance(value, str) and value not in EXTRACTORS:
                 problems.append(f"benchmark {self.name!r}: unknown extractor {value!r} for {name!r}")
+        for name, value in self.extra_comparers.items():
+            if name not in self.extra_extractors:
+                problems.append(f"benchmark {self.name!r}: comparer for {name!r}, which is no extra extractor")
+            if isinstance(value, str) and value not in COMPARERS:
+                problems.append(f"benchmark {self.name!r}: unknown comparer {value!r} for {name!r}")
         return problems
 
 
@@ -139,7 +148,11 @@ for _builtin in (
         {"question": "question", "answer": "answer"},
         extractor="last_number",
         comparer="number",
-        extra_extractors={"strict": "gsm8k_strict"},
+        # `strict` and `flexible_lm_eval` are lm-evaluation-harness's strict-match and
+        # flexible-extract exactly (exact string match); `sfn_strict` is sfn's own `#### N` (last
+        # one, numeric comparison). The headline `accuracy` compares the last number numerically.
+        extra_extractors={"strict": "lm_eval_strict", "sfn_strict": "gsm8k_strict", "flexible_lm_eval": "lm_eval_flexible"},
+        extra_comparers={"strict": "lm_eval_exact", "flexible_lm_eval": "lm_eval_exact"},
         hub=HubSource("openai/gsm8k", "test", "main"),
         reference_parser=gsm8k_reference,
     ),
