@@ -38,11 +38,11 @@ UNIT_WORDS = re.compile(
     r"miles?|feet|inches|pounds?|degrees?|units?|percent|%|\^\{?\\circ\}?|°)\.?\s*$",
     re.IGNORECASE,
 )
-# Only the word "answer" is case-insensitive: the option letter must be a capital, or "the answer
-# is a safe bet" would read as option A. A bare letter counts only alone on its line, never the
+# After "answer", a capital letter, or a small one only when it ends the line ("Answer: c"): "the
+# answer is a safe bet" is no option A. A bare letter counts only alone on its line, never the
 # article "A" inside a sentence.
 LETTER_PATTERNS = [
-    re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?\s*[:\s]*\(?\**([A-D])\b\)?"),
+    re.compile(r"(?im)answer\s*(?:is|:)?[ \t:]*\(?\**(?:(?-i:([A-D]))\b|(?-i:([a-d]))\)?\**\.?[ \t]*$)"),
     re.compile(r"\\boxed\{\s*\(?([A-D])\)?\s*\}"),
     re.compile(r"\(([A-D])\)"),
     re.compile(r"(?m)^\W*([A-D])\W*$"),
@@ -148,7 +148,8 @@ def choice_letter(text: str) -> str | None:
     for pattern in LETTER_PATTERNS:
         matches = pattern.findall(text)
         if matches:
-            return matches[-1].upper()
+            last = matches[-1]
+            return (last if isinstance(last, str) else "".join(last)).upper()
     return None
 
 
