@@ -203,7 +203,7 @@ def _check_context(backend: Any, prompts: dict[str, str], resolved: ResolvedConf
         raise SfnError(
             f"sample {longest_id!r}: its prompt has {longest} tokens and {asked} allow {budget} more, {longest + budget} "
             f"in all, past the model's context of {limit} tokens (max_position_embeddings in its config.json). Lower "
-            f"{asked} to at most {max(limit - longest, 0)} in all, or pass --allow-long-context to generate past the "
+            f"{asked} to at most {max(limit - longest, 0)}, or pass --allow-long-context to generate past the "
             "trained context anyway (outputs there are usually degraded); nothing was generated"
         )
 
