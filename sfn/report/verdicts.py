@@ -31,6 +31,14 @@ def _interval(accuracy: float, samples: int) -> tuple[float, float]:
     return wilson_interval(round(accuracy * samples), samples)
 
 
+def _row_interval(row: pd.Series) -> tuple[float, float]:
+    # The evaluation's own interval when the table carries it: with several samples per problem it
+    # is a bootstrap over problems, which a Wilson interval over all samples would understate.
+    if "accuracy_low" in row and "accuracy_high" in row and pd.notna(row["accuracy_low"]):
+        return float(row["accuracy_low"]), float(row["accuracy_high"])
+    return _interval(row["accuracy"], int(row["samples"]))
+
+
 def delta_verdict(ranking: pd.DataFrame) -> Verdict:
     """Which kind moved most, in how many layers it leads, and whether its changes are bimodal."""
     layered = ranking[ranking["layers"] > 0].sort_values("mean_rel_norm", ascending=False)
@@ -62,11 +70,11 @@ def merge_verdict(merge: pd.DataFrame) -> Verdict:
     rows = {row["variant"]: row for _, row in merge.iterrows()}
     base, tuned = rows["B"], rows["R"]
     merges = merge[~merge["variant"].isin(["B", "R"])]
-    base_high = _interval(base["accuracy"], int(base["samples"]))[1]
+    base_high = _row_interval(base)[1]
     gap = tuned["accuracy"] - base["accuracy"]
     parts, above = [], []
     for _, row in merges.iterrows():
-        low = _interval(row["accuracy"], int(row["samples"]))[0]
+        low = _row_interval(row)[0]
         change = 100 * (row["accuracy"] - base["accuracy"])
         closed = f" ({change:+.0f} points vs B" + (f", {_percent(change / 100 / gap)} of the B-R gap)" if change > 0 < gap else ")")
         level_one = int(row.get("level_I", 0))
