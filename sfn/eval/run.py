@@ -90,6 +90,9 @@ def evaluate(
         interrupted, generated_tokens = _run_pending(backend, pending, prompts, resolved, grader, done, out_dir)
         elapsed = time.perf_counter() - started
 
+    elif previous is not None:
+        record["prompt_format"] = previous.get("prompt_format", record["prompt_format"])  # as the run resolved it
+
     keys = [_key(sample.id, index) for sample, index in jobs]
     rows = [done[key] for key in keys if key in done]
     result = _result(rows, resolved.benchmark, out_dir)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sfn.eval.stats import wilson_interval
+from sfn.eval.stats import FLOOR_SOLVED, wilson_interval
 
 FLUENT_LEVELS = ("III", "IV")
 
@@ -85,6 +85,11 @@ def merge_verdict(merge: pd.DataFrame) -> Verdict:
     finding = (f"B answers {_percent(base['accuracy'])} correctly and R {_percent(tuned['accuracy'])}; "
                + "; ".join(parts))
     best = merges.sort_values("accuracy", ascending=False).iloc[0] if len(merges) else None
+    solved = max(round(row["accuracy"] * int(row["samples"])) for _, row in merge.iterrows())
+    if solved < FLOOR_SOLVED:
+        # Even the best variant is at the floor: no difference between them can show.
+        finding += f"; floor: no variant solves more than {solved} problems, so this benchmark cannot rank them"
+        return Verdict("Merge", finding, "nothing: the benchmark is too hard for these models", "none (floor)")
     if above:
         supports = f"{', '.join(above)} carries part of R's ability into B without any training"
         strength = "strong (95% intervals of the merge and of B do not overlap)"

@@ -177,3 +177,13 @@ def test_r1_format_has_no_system_prompt_and_opens_thinking():
     assert build_prompt("Q?", Template(), prompt_format="r1", instruction="Box it.") == "<user>Q?\n\nBox it.<assistant><think>\n"
     with pytest.raises(SfnErrors, match="no system prompt"):
         evaluate(SeededBackend(), prompt_format="r1", system_prompt="Be brief.")
+
+
+@pytest.mark.slow
+def test_hf_samples_do_not_depend_on_batch_size(tiny_model, tiny_tokenizer, problems):
+    settings = {"data": problems, "limit": 3, "samples": 3, "temperature": 0.8, "top_p": 0.95, "max_new_tokens": 6,
+                "prompt_format": "raw", "grade_levels": False, "progress": False}
+    one = evaluate((tiny_model, tiny_tokenizer), batch_size=1, **settings).samples
+    five = evaluate((tiny_model, tiny_tokenizer), batch_size=5, **settings).samples
+    assert list(one["output"]) == list(five["output"])
+    assert one.groupby("id")["output"].nunique().max() > 1  # the samples of a problem differ
