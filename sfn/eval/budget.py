@@ -78,7 +78,7 @@ def generate_outputs(
     """
     call = _Caller(backend, seeds)
     if thinking is None:
-        completions = call(prompts, range(len(prompts)), [max_new_tokens] * len(prompts))
+        completions = call(prompts, range(len(prompts)), [max_new_tokens] * len(prompts), phase="answer")
         return [Generation(c.text, c.num_tokens, 0, 0, c.finish_reason == "length") for c in completions]
     if style != "sfn":
         return _s1_style(call, backend.tokenizer, prompts, max_new_tokens, thinking, waits, wait_text,
@@ -95,6 +95,7 @@ def generate_outputs(
             thinking_rows,
             [limit - used[row] for row in thinking_rows],
             stop=[thinking.end],
+            phase=[f"think{waits_used[row]}" for row in thinking_rows],
         )
         still_thinking = []
         for row, completion in zip(thinking_rows, completions):
@@ -111,7 +112,7 @@ def generate_outputs(
     for row in range(len(prompts)):
         texts[row] += thinking.end + thinking.answer_prefix
     answers = call([prompt + text for prompt, text in zip(prompts, texts)], range(len(prompts)),
-                   [max_answer_tokens] * len(prompts))
+                   [max_answer_tokens] * len(prompts), phase="answer")
     return [
         Generation(text + answer.text, tokens + answer.num_tokens, tokens, waits_row, answer.finish_reason == "length")
         for text, answer, tokens, waits_row in zip(texts, answers, thinking_tokens, waits_used)
@@ -133,7 +134,7 @@ def _s1_style(call, tokenizer, prompts: Sequence[str], max_new_tokens: int, mark
             break
         # Every round may use the whole budget, as in s1; the total is cut to it afterwards.
         completions = call([prompts[row] + texts[row] for row in rows], rows, [budget] * len(rows),
-                           stop=[markers.round_stop], min_new_tokens=minimum)
+                           stop=[markers.round_stop], min_new_tokens=minimum, phase=f"think{round_number}")
         continuing = []
         for row, completion in zip(rows, completions):
             texts[row] += completion.text
@@ -162,7 +163,7 @@ def _s1_style(call, tokenizer, prompts: Sequence[str], max_new_tokens: int, mark
     heads = [text + ending for text, ending in zip(texts, endings)]
     used = [count + count_tokens(tokenizer, ending) for count, ending in zip(tokens, endings)]
     answers = call([prompt + head for prompt, head in zip(prompts, heads)], range(len(prompts)),
-                   [max(max_new_tokens - count, 1) for count in used])
+                   [max(max_new_tokens - count, 1) for count in used], phase="answer")
     return [
         Generation(head + answer.text, count + answer.num_tokens, thinking, waits_row, answer.finish_reason == "length")
         for head, answer, count, thinking, waits_row in zip(heads, answers, used, tokens, waits_used)
@@ -182,23 +183,24 @@ def cut_tokens(tokenizer, text: str, limit: int) -> str:
 
 
 class _Caller:
-    """Calls the backend, passing per-row seeds (derived per call, so rounds differ) and a minimum
-    length only when used, so backends without those options keep working for greedy runs."""
+    """Calls the backend, passing per-row seeds and a minimum length only when used, so backends
+    without those options keep working for greedy runs. A row's seed for a call comes from its own
+    seed and the phase (thinking round or answer) it is in, never from the other rows in the batch."""
 
     def __init__(self, backend: Backend, seeds: Sequence[int] | None):
         self.backend = backend
         self.seeds = seeds
-        self.calls = 0
 
-    def __call__(self, prompts, rows, limits, stop=(), min_new_tokens: int = 0):
+    def __call__(self, prompts, rows, limits, stop=(), min_new_tokens: int = 0, *, phase: str | Sequence[str]):
+        rows = list(rows)
+        phases = [phase] * len(rows) if isinstance(phase, str) else list(phase)
         options: dict = {}
         if stop:
             options["stop"] = stop
         if min_new_tokens:
             options["min_new_tokens"] = min_new_tokens
         if self.seeds is not None:
-            options["seeds"] = [derive_seed(self.seeds[row], self.calls) for row in rows]
-        self.calls += 1
+            options["seeds"] = [derive_seed(self.seeds[row], name) for row, name in zip(rows, phases)]
         return self.backend.generate(list(prompts), list(limits), **options)
 
 

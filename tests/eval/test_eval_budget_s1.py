@@ -126,3 +126,28 @@ def test_r1_style_keeps_the_end_of_thinking():
     [generation] = generate_outputs(model, ["Q<think>\n"], max_new_tokens=200, thinking=R1, waits=1, style="r1")
     assert generation.text == "thinkWaitchecked</think>\n\nThe answer is \\boxed{3}."
     assert generation.text.count("</think>") == 1
+
+
+def test_sampled_forcing_does_not_depend_on_the_other_rows():
+    class SeededCharModel(CharModel):
+        def generate(self, prompts, max_new_tokens, stop=(), min_new_tokens=0, seeds=None):
+            return [self._seeded(p, n, stop, min_new_tokens, seed) for p, n, seed in zip(prompts, max_new_tokens, seeds)]
+
+        def _seeded(self, prompt, limit, stop, minimum, seed):
+            self.script = lambda context: script(context, seed)
+            return self._one(prompt, limit, stop, minimum)
+
+    def script(context, seed):
+        if context.endswith(("Final Answer:", "<|im_start|>answer")):
+            return f" {seed % 97}" + EOS
+        if context.startswith("A"):
+            return "a" * 30  # runs out of budget in its first round
+        return f"b{seed % 10}<|im_start|>"  # stops every round, so is forced on
+
+    def run(prompts, seeds):
+        return generate_outputs(SeededCharModel(script), prompts, max_new_tokens=80, thinking=S1, waits=2,
+                                max_thinking_tokens=20, style="s1", seeds=seeds)
+
+    together = run(["A" + S1.start, "B" + S1.start], [3, 4])
+    assert together == run(["A" + S1.start], [3]) + run(["B" + S1.start], [4])
+    assert together[1].waits == 2 and together[1] != run(["B" + S1.start], [5])[0]
