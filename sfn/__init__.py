@@ -29,6 +29,7 @@ _EXPORTS = {
     "evaluate": "sfn.eval",
     "grade": "sfn.eval",
     "rescore": "sfn.eval",
+    "score_answer": "sfn.eval",
     "EvalConfig": "sfn.eval",
     "register_benchmark": "sfn.eval",
     "run_demo": "sfn.demo",

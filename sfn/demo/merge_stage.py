@@ -32,6 +32,14 @@ class MergeStage:
     samples: pd.DataFrame  # every output, with its variant, correctness and level
 
 
+def export_columns(samples: pd.DataFrame) -> list[str]:
+    """The columns an exported sample keeps: SAMPLE_COLUMNS, the sample index when there are several
+    per problem, and every extracted answer and verdict (e.g. GSM8K's strict and flexible ones)."""
+    scored = [column for column in samples.columns if column.startswith(("extracted", "correct_"))]
+    extra = (["sample"] if "sample" in samples.columns else []) + scored
+    return [*SAMPLE_COLUMNS, *(column for column in extra if column not in SAMPLE_COLUMNS)]
+
+
 def merge_row(label: str, taken: str | None, summary: dict[str, Any]) -> dict[str, Any]:
     """One row of the Merge table from an evaluation summary (`sfn.evaluate(...).summary`)."""
     return {
@@ -42,6 +50,7 @@ def merge_row(label: str, taken: str | None, summary: dict[str, Any]) -> dict[st
         "accuracy_high": summary["accuracy_ci95"][1],
         "mean_tokens": summary["mean_output_tokens"],
         "samples": summary["samples"],
+        "problems": summary.get("problems", summary["samples"]),
         **{f"level_{level}": summary["levels"].get(level, 0) for level in LEVELS},
     }
 
@@ -58,7 +67,7 @@ def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path
         with edit:
             result = evaluate((model, pair.tokenizer), grader=grader, **evaluation)
         rows.append(merge_row(label, taken, result.summary))
-        samples.append(result.samples[list(SAMPLE_COLUMNS)].assign(variant=label))
+        samples.append(result.samples[export_columns(result.samples)].assign(variant=label))
     out.mkdir(parents=True, exist_ok=True)
     table, outputs = pd.DataFrame(rows), pd.concat(samples, ignore_index=True)
     table.to_csv(out / TABLE_FILE, index=False)

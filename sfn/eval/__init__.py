@@ -20,5 +20,6 @@ lazy_exports(
         "EvalResult": "sfn.eval.run",
         "evaluate": "sfn.eval.run",
         "rescore": "sfn.eval.run",
+        "score_answer": "sfn.eval.score",
     },
 )

@@ -15,10 +15,21 @@ from fractions import Fraction
 Extractor = Callable[[str], "str | None"]
 Comparer = Callable[[str, str], bool]
 
-# A number as people write it: optional sign and currency, thousands separators, decimals.
-NUMBER = re.compile(r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
+# A number as people write it: optional sign and currency, thousands separators (comma, or a space
+# between groups of exactly three digits: "1 234"), decimals. A minus sign counts only when it is
+# attached to the number and does not follow a word or bracket: "- 5" is a bullet and "a - b" or
+# "3-5" a subtraction, neither is the number -5.
+_SIGN = r"(?:(?<![\w)\]}])-)?"
+_DIGITS = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?!\d)|\d+)"
+NUMBER = re.compile(_SIGN + r"(?:\$\s?)?" + _DIGITS + r"(?:\.\d+)?|" + _SIGN + r"\.\d+")
 GSM8K_ANSWER = re.compile(r"####\s*(" + NUMBER.pattern + ")")
-FINAL_ANSWER = re.compile(r"final answer is[:\s]*(.+)", re.IGNORECASE)
+# lm-evaluation-harness's GSM8K filters, as its gsm8k task defines them (strict-match takes the
+# first match and needs the space after ####; flexible-extract the last match).
+LM_EVAL_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
+LM_EVAL_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+LM_EVAL_IGNORED = (re.compile(","), re.compile(r"\$"), re.compile(r"(?s).*#### "), re.compile(r"\.$"))
+# "The final answer is 7", and the "Final Answer:" that budget forcing appends.
+FINAL_ANSWER = re.compile(r"final answer(?:\s+is\b|\s*:)[:\s]*(.+)", re.IGNORECASE)
 BOX_COMMANDS = ("\\boxed", "\\fbox")
 # Units and words that trail an answer without changing its value ("18 dollars", "5 \text{cm}").
 TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
@@ -27,22 +38,28 @@ UNIT_WORDS = re.compile(
     r"miles?|feet|inches|pounds?|degrees?|units?|percent|%|\^\{?\\circ\}?|°)\.?\s*$",
     re.IGNORECASE,
 )
+# After "answer", a capital letter, or a small one only when it ends the line ("Answer: c"): "the
+# answer is a safe bet" is no option A. A bare letter counts only alone on its line, never the
+# article "A" inside a sentence.
 LETTER_PATTERNS = [
-    re.compile(r"answer\s*(?:is|:)?\s*[:\s]*\(?\**([A-D])\b\)?", re.IGNORECASE),
+    re.compile(r"(?im)answer\s*(?:is|:)?[ \t:]*\(?\**(?:(?-i:([A-D]))\b|(?-i:([a-d]))\)?\**\.?[ \t]*$)"),
     re.compile(r"\\boxed\{\s*\(?([A-D])\)?\s*\}"),
     re.compile(r"\(([A-D])\)"),
-    re.compile(r"\b([A-D])\b"),
+    re.compile(r"(?m)^\W*([A-D])\W*$"),
 ]
 
 
 def last_boxed(text: str) -> str | None:
     """Contents of the last `\\boxed{...}` (or `\\fbox{...}`), nested braces included."""
-    start = max(text.rfind(command) for command in BOX_COMMANDS)
+    start, command = max((text.rfind(command), command) for command in BOX_COMMANDS)
     if start < 0:
         return None
-    brace = text.find("{", start)
-    if brace < 0:
-        return None
+    rest = text[start + len(command) :]
+    if not rest.lstrip().startswith("{"):
+        # `\boxed 5`: TeX takes the next token as the argument; never a brace further on.
+        token = re.match(r"\s+([^\s${}]+)", rest)
+        return token.group(1).rstrip(".") if token else None
+    brace = start + len(command) + len(rest) - len(rest.lstrip())
     depth = 0
     for position in range(brace, len(text)):
         if text[position] == "{":
@@ -55,9 +72,35 @@ def last_boxed(text: str) -> str | None:
 
 
 def gsm8k_strict(text: str) -> str | None:
-    """The number after the last `#### ` (the format GSM8K's reference solutions use)."""
+    """sfn's own strict GSM8K answer: the number after the last `####` (space optional)."""
     matches = GSM8K_ANSWER.findall(text)
     return normalize_number(matches[-1]) if matches else None
+
+
+def lm_eval_strict(text: str) -> str | None:
+    """lm-evaluation-harness's GSM8K "strict-match": what follows the first `#### ` (space required)."""
+    match = LM_EVAL_STRICT.search(text)
+    return match.group(1) if match else None
+
+
+def lm_eval_flexible(text: str) -> str | None:
+    """lm-evaluation-harness's GSM8K "flexible-extract": the last number-like run of characters."""
+    matches = LM_EVAL_FLEXIBLE.findall(text)
+    if not matches:
+        return None
+    return next(group for group in matches[-1] if group)
+
+
+def lm_eval_exact(extracted: str, reference: str) -> bool:
+    """lm-evaluation-harness's GSM8K `exact_match`: both sides without commas, `$`, anything up to
+    `#### ` and one trailing period, compared as lower-case strings ("18.00" is not "18")."""
+
+    def clean(text: str) -> str:
+        for pattern in LM_EVAL_IGNORED:
+            text = pattern.sub("", text)
+        return text.lower()
+
+    return clean(extracted) == clean(reference)
 
 
 def last_number(text: str) -> str | None:
@@ -105,7 +148,8 @@ def choice_letter(text: str) -> str | None:
     for pattern in LETTER_PATTERNS:
         matches = pattern.findall(text)
         if matches:
-            return matches[-1].upper()
+            last = matches[-1]
+            return (last if isinstance(last, str) else "".join(last)).upper()
     return None
 
 
@@ -146,7 +190,8 @@ def as_fraction(text: str | None) -> Fraction | None:
     """Exact value of a plain number or a simple fraction ('1,000', '$5', '3/4', '(3)/(4)'), else None."""
     if text is None:
         return None
-    cleaned = strip_decorations(text).replace("$", "").replace(" ", "")
+    cleaned = strip_decorations(text).replace("$", "")
+    cleaned = re.sub(r"[ \u00a0\u202f]", "", cleaned)
     if re.fullmatch(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+", cleaned):
         return Fraction(cleaned.replace(",", ""))
     fraction = re.fullmatch(r"\(?(-?\d+)\)?/\(?(\d+)\)?", cleaned)
@@ -243,6 +288,8 @@ def _latex_to_python(text: str) -> str:
 
 EXTRACTORS: dict[str, Extractor] = {
     "gsm8k_strict": gsm8k_strict,
+    "lm_eval_strict": lm_eval_strict,
+    "lm_eval_flexible": lm_eval_flexible,
     "last_number": last_number,
     "boxed": last_boxed,
     "final_answer": final_answer_phrase,
@@ -256,4 +303,5 @@ COMPARERS: dict[str, Comparer] = {
     "integer": integers_equal,
     "letter": letters_equal,
     "exact": exact_match,
+    "lm_eval_exact": lm_eval_exact,
 }

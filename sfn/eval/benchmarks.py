@@ -9,6 +9,8 @@ YAML spec and passed by path.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -48,7 +50,8 @@ class Benchmark:
     `fields` maps roles to column names: `question`, `answer`, and for multiple choice
     `distractors` (a list of columns holding wrong options, shuffled in with the answer).
     `extractor`/`comparer` decide correctness; `extra_extractors` are also reported
-    (e.g. GSM8K's strict `#### N` next to the flexible last number).
+    (e.g. GSM8K's strict `#### N` next to the flexible last number), each checked with its
+    `extra_comparers` entry, else with `comparer`.
     """
 
     name: str
@@ -56,6 +59,7 @@ class Benchmark:
     extractor: str | Extractor = "math"
     comparer: str | Comparer = "math"
     extra_extractors: dict[str, str | Extractor] = field(default_factory=dict)
+    extra_comparers: dict[str, str | Comparer] = field(default_factory=dict)
     instruction: str = BOXED_INSTRUCTION
     hub: HubSource | None = None
     data: str | None = None
@@ -68,8 +72,10 @@ class Benchmark:
     def extract_extra(self, text: str) -> dict[str, str | None]:
         return {name: _resolve(ex, EXTRACTORS)(text) for name, ex in self.extra_extractors.items()}
 
-    def is_correct(self, extracted: str | None, reference: str) -> bool:
-        return extracted is not None and _resolve(self.comparer, COMPARERS)(extracted, reference)
+    def is_correct(self, extracted: str | None, reference: str, metric: str | None = None) -> bool:
+        """Whether `extracted` matches `reference`; `metric` names an extra extractor whose comparer decides."""
+        comparer = self.extra_comparers.get(metric, self.comparer) if metric else self.comparer
+        return extracted is not None and _resolve(comparer, COMPARERS)(extracted, reference)
 
     def required_columns(self) -> list[str]:
         columns = [self.fields["question"], self.fields["answer"]]
@@ -101,7 +107,17 @@ class Benchmark:
         for name, value in self.extra_extractors.items():
             if isinstance(value, str) and value not in EXTRACTORS:
                 problems.append(f"benchmark {self.name!r}: unknown extractor {value!r} for {name!r}")
+        for name, value in self.extra_comparers.items():
+            if name not in self.extra_extractors:
+                problems.append(f"benchmark {self.name!r}: comparer for {name!r}, which is no extra extractor")
+            if isinstance(value, str) and value not in COMPARERS:
+                problems.append(f"benchmark {self.name!r}: unknown comparer {value!r} for {name!r}")
         return problems
+
+
+def _is_null(value: Any) -> bool:
+    # pandas reads a missing value as None or NaN; str() of either is no answer ("None", "nan").
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _resolve(value, table: dict):
@@ -139,7 +155,11 @@ for _builtin in (
         {"question": "question", "answer": "answer"},
         extractor="last_number",
         comparer="number",
-        extra_extractors={"strict": "gsm8k_strict"},
+        # `strict` and `flexible_lm_eval` are lm-evaluation-harness's strict-match and
+        # flexible-extract exactly (exact string match); `sfn_strict` is sfn's own `#### N` (last
+        # one, numeric comparison). The headline `accuracy` compares the last number numerically.
+        extra_extractors={"strict": "lm_eval_strict", "sfn_strict": "gsm8k_strict", "flexible_lm_eval": "lm_eval_flexible"},
+        extra_comparers={"strict": "lm_eval_exact", "flexible_lm_eval": "lm_eval_exact"},
         hub=HubSource("openai/gsm8k", "test", "main"),
         reference_parser=gsm8k_reference,
     ),
@@ -233,25 +253,70 @@ def with_columns(benchmark: Benchmark, mapping: dict[str, str]) -> Benchmark:
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl/.json/.csv/.parquet file."""
+    """Rows of a local .jsonl/.json/.csv/.parquet file; a bad line or byte is an error naming the file and line."""
+    return [row for _, row in read_located_rows(path)]
+
+
+def read_located_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) pairs, where is "FILE line N" (JSONL) or "FILE row N" (the other formats)."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise SfnError(f"data file {path} does not exist")
+    if path.suffix == ".jsonl":
+        return _read_jsonl(path)
     readers = {
-        ".jsonl": lambda: pd.read_json(path, lines=True, dtype=False),
         ".json": lambda: pd.read_json(path, dtype=False),
         ".csv": lambda: pd.read_csv(path, dtype=str, keep_default_na=False),
         ".parquet": lambda: pd.read_parquet(path),
     }
     if path.suffix not in readers:
         raise SfnError(f"{path}: unknown data format {path.suffix!r}; use .jsonl, .json, .csv or .parquet")
+    if path.suffix in (".json", ".csv"):
+        _check_utf8(path)
     try:
         frame = readers[path.suffix]()
     except ImportError as error:  # Parquet needs pyarrow, a dependency of sfn that may have been removed
         raise SfnError(f"{path}: reading {path.suffix} files needs pyarrow: `pip install pyarrow` ({error})") from None
-    return frame.to_dict(orient="records")
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise SfnError(f"{path}: not a readable {path.suffix} file ({error})") from None
+    return [(f"{path} row {number}", row) for number, row in enumerate(frame.to_dict(orient="records"), start=1)]
+
+
+def _check_utf8(path: Path) -> None:
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise SfnError(f"{path} line {number}: byte 0x{line[error.start]:02x} at column {error.start + 1} is not "
+                           "UTF-8; re-save the file as UTF-8") from None
+
+
+def _read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    rows, problems = [], []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problems.append(f"{path} line {number}: byte 0x{raw[error.start]:02x} at column {error.start + 1} is not "
+                            "UTF-8; re-save the file as UTF-8")
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(f"{path} line {number}: not valid JSON ({error.msg} at column {error.colno})")
+            continue
+        if not isinstance(row, dict):
+            problems.append(f"{path} line {number}: a JSON object per line is expected, got {type(row).__name__}")
+            continue
+        rows.append((f"{path} line {number}", row))
+    if problems:
+        raise SfnErrors(problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else []),
+                        f"cannot read {path}")
+    return rows
 
 
 def load_rows_from_hub(benchmark: Benchmark) -> list[dict[str, Any]]:
@@ -272,7 +337,14 @@ def load_rows_from_hub(benchmark: Benchmark) -> list[dict[str, Any]]:
 def load_samples(benchmark: Benchmark, data: str | Path | None = None, limit: int | None = None) -> list[Sample]:
     """The benchmark's samples from `data` (or its spec's file, or the hub), first `limit` only."""
     source = data or benchmark.data
-    rows = read_rows(source) if source else load_rows_from_hub(benchmark)
+    if source:
+        located = read_located_rows(source)
+    else:
+        located = [(f"{benchmark.hub.dataset} row {number}", row)
+                   for number, row in enumerate(load_rows_from_hub(benchmark), start=1)]
+    if not located:
+        raise SfnError(f"{source or benchmark.hub.dataset}: no rows; a benchmark needs at least one question")
+    rows = [row for _, row in located]
     if rows:
         missing = [column for column in benchmark.required_columns() if column not in rows[0]]
         if missing:
@@ -281,8 +353,18 @@ def load_samples(benchmark: Benchmark, data: str | Path | None = None, limit: in
                 f"{benchmark.name!r}; the file has {', '.join(map(repr, rows[0]))}. Map them with "
                 f"{argument('columns')}: question=COL,answer=COL"
             )
-    rows = rows[:limit] if limit else rows
-    samples = [benchmark.make_sample(row, index) for index, row in enumerate(rows)]
+    located = located[:limit] if limit else located
+    problems = [
+        f"{where}: no {role} ({column!r} is {'missing' if column not in row else 'null' if _is_null(row[column]) else 'empty'}); "
+        "fill it in or drop the row"
+        for where, row in located
+        for role, column in (("question", benchmark.fields["question"]), ("answer", benchmark.fields["answer"]))
+        if column not in row or _is_null(row[column]) or not str(row[column]).strip()
+    ]
+    if problems:
+        raise SfnErrors(problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else []),
+                        f"benchmark {benchmark.name!r}: rows without a question or answer")
+    samples = [benchmark.make_sample(row, index) for index, (_, row) in enumerate(located)]
     seen = set()
     for sample in samples:
         if sample.id in seen:

@@ -1,13 +1,29 @@
-"""Budget forcing (s1, "simple test-time scaling") on top of any backend.
+"""Budget forcing (s1, "simple test-time scaling") on top of any backend, in three styles.
 
-The thinking phase is generated with the end-of-thinking marker as a stop string. While "Wait"s
-remain, a generated end marker (or end of sequence) is dropped and the wait text appended, so
-the model keeps thinking. When thinking ends (by the model, or at `max_thinking_tokens`), the
-end marker and an answer prefix are appended and the final answer is generated.
+"sfn" (the original): thinking rounds stop at the end-of-thinking marker. While "Wait"s remain, a
+generated end marker (or end of sequence) is dropped and the wait text appended, so the model
+keeps thinking. When thinking ends (by the model, or at `max_thinking_tokens`), the end marker and
+an answer prefix are always appended and the answer gets `max_answer_tokens`.
+
+"s1" reproduces simplescaling/s1's lm-evaluation-harness fork (its vLLM model, `thinking_n_ignore`):
+- a thinking round stops on the marker's `stop` (any "<|im_start|>") or end of sequence, and may
+  not stop before its first token (s1's `min_tokens=1`, set whenever forcing is on);
+- there are at most N + 1 rounds, each allowed the whole thinking budget; a round that stops
+  before the last one is continued with the wait text, whose tokens count toward the budget;
+- the thinking (waits included) is then cut to the budget; if the last round ran out of tokens,
+  "\n" (unless the thinking already ends in one, or the start marker begins with one), the end
+  marker and "\nFinal Answer:" follow; if the model ended it, the end marker alone;
+- the answer gets what is left of `max_new_tokens` (s1 passes `max_gen_toks`, which vLLM caps at
+  the context left).
+"r1" is the s1 protocol with R1's markers: `</think>` ends a round and is kept in the output.
+
+sfn works on text: each round's prompt is re-encoded, where s1 concatenates token ids; the two
+agree except where a tokenizer merges across a join (".Wait" can be one token).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +33,7 @@ from sfn.eval.backends.base import Backend
 from sfn.eval.prompts import ThinkingMarkers
 
 BUDGET_FORCING = re.compile(r"wait:(\d+)")
+BUDGET_STYLES = ("sfn", "s1", "r1")
 
 
 def parse_budget_forcing(text: str | None) -> int:
@@ -50,11 +67,22 @@ def generate_outputs(
     wait_text: str = "Wait",
     max_thinking_tokens: int | None = None,
     max_answer_tokens: int = 512,
+    style: str = "sfn",
+    forcing: bool | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> list[Generation]:
-    """Generate for all prompts together; with `thinking`, run the budget-forced thinking phase first."""
+    """Generate for all prompts together; with `thinking`, run the budget-forced thinking phase first.
+
+    `seeds` (one per prompt) make sampled generation reproducible; each call derives its own seed
+    from them. `forcing` (default: `waits` > 0) turns on the s1 styles' one-token minimum per round.
+    """
+    call = _Caller(backend, seeds)
     if thinking is None:
-        completions = backend.generate(prompts, [max_new_tokens] * len(prompts))
+        completions = call(prompts, range(len(prompts)), [max_new_tokens] * len(prompts), phase="answer")
         return [Generation(c.text, c.num_tokens, 0, 0, c.finish_reason == "length") for c in completions]
+    if style != "sfn":
+        return _s1_style(call, backend.tokenizer, prompts, max_new_tokens, thinking, waits, wait_text,
+                         max_thinking_tokens, waits > 0 if forcing is None else forcing)
 
     limit = min(max_thinking_tokens or max_new_tokens, max_new_tokens)
     texts = [""] * len(prompts)
@@ -62,10 +90,12 @@ def generate_outputs(
     waits_used = [0] * len(prompts)
     thinking_rows = list(range(len(prompts)))
     while thinking_rows:
-        completions = backend.generate(
+        completions = call(
             [prompts[row] + texts[row] for row in thinking_rows],
+            thinking_rows,
             [limit - used[row] for row in thinking_rows],
             stop=[thinking.end],
+            phase=[f"think{waits_used[row]}" for row in thinking_rows],
         )
         still_thinking = []
         for row, completion in zip(thinking_rows, completions):
@@ -81,8 +111,100 @@ def generate_outputs(
     thinking_tokens = list(used)
     for row in range(len(prompts)):
         texts[row] += thinking.end + thinking.answer_prefix
-    answers = backend.generate([prompt + text for prompt, text in zip(prompts, texts)], [max_answer_tokens] * len(prompts))
+    answers = call([prompt + text for prompt, text in zip(prompts, texts)], range(len(prompts)),
+                   [max_answer_tokens] * len(prompts), phase="answer")
     return [
         Generation(text + answer.text, tokens + answer.num_tokens, tokens, waits_row, answer.finish_reason == "length")
         for text, answer, tokens, waits_row in zip(texts, answers, thinking_tokens, waits_used)
     ]
+
+
+def _s1_style(call, tokenizer, prompts: Sequence[str], max_new_tokens: int, markers: ThinkingMarkers, waits: int,
+              wait_text: str, max_thinking_tokens: int | None, forcing: bool) -> list[Generation]:
+    budget = min(max_thinking_tokens or max_new_tokens, max_new_tokens)
+    minimum = 1 if forcing else 0
+    wait_tokens = count_tokens(tokenizer, wait_text)
+    texts = [""] * len(prompts)
+    tokens = [0] * len(prompts)
+    waits_used = [0] * len(prompts)
+    ran_out = [False] * len(prompts)
+    rows = list(range(len(prompts)))
+    for round_number in range(waits + 1):
+        if not rows:
+            break
+        # Every round may use the whole budget, as in s1; the total is cut to it afterwards.
+        completions = call([prompts[row] + texts[row] for row in rows], rows, [budget] * len(rows),
+                           stop=[markers.round_stop], min_new_tokens=minimum, phase=f"think{round_number}")
+        continuing = []
+        for row, completion in zip(rows, completions):
+            texts[row] += completion.text
+            tokens[row] += count_tokens(tokenizer, completion.text)
+            if completion.finish_reason == "length" or round_number == waits:
+                ran_out[row] = completion.finish_reason == "length"
+            else:
+                texts[row] += wait_text
+                tokens[row] += wait_tokens
+                waits_used[row] += 1
+                continuing.append(row)
+        rows = continuing
+
+    endings = []
+    for row in range(len(prompts)):
+        uncut = texts[row]
+        if tokens[row] > budget:
+            texts[row] = cut_tokens(tokenizer, texts[row], budget)
+            tokens[row] = budget
+        if ran_out[row]:
+            # s1 looks at the last character before the cut, and at the start marker's first one.
+            newline = "" if uncut.endswith("\n") or markers.start.startswith("\n") else "\n"
+            endings.append(newline + markers.end + markers.answer_prefix)
+        else:
+            endings.append(markers.end)
+    heads = [text + ending for text, ending in zip(texts, endings)]
+    used = [count + count_tokens(tokenizer, ending) for count, ending in zip(tokens, endings)]
+    answers = call([prompt + head for prompt, head in zip(prompts, heads)], range(len(prompts)),
+                   [max(max_new_tokens - count, 1) for count in used], phase="answer")
+    return [
+        Generation(head + answer.text, count + answer.num_tokens, thinking, waits_row, answer.finish_reason == "length")
+        for head, answer, count, thinking, waits_row in zip(heads, answers, used, tokens, waits_used)
+    ]
+
+
+def count_tokens(tokenizer, text: str) -> int:
+    """Tokens of `text` on its own (no special tokens added)."""
+    if not text:
+        return 0
+    return len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def cut_tokens(tokenizer, text: str, limit: int) -> str:
+    """The first `limit` tokens of `text`."""
+    return tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)[:limit])
+
+
+class _Caller:
+    """Calls the backend, passing per-row seeds and a minimum length only when used, so backends
+    without those options keep working for greedy runs. A row's seed for a call comes from its own
+    seed and the phase (thinking round or answer) it is in, never from the other rows in the batch."""
+
+    def __init__(self, backend: Backend, seeds: Sequence[int] | None):
+        self.backend = backend
+        self.seeds = seeds
+
+    def __call__(self, prompts, rows, limits, stop=(), min_new_tokens: int = 0, *, phase: str | Sequence[str]):
+        rows = list(rows)
+        phases = [phase] * len(rows) if isinstance(phase, str) else list(phase)
+        options: dict = {}
+        if stop:
+            options["stop"] = stop
+        if min_new_tokens:
+            options["min_new_tokens"] = min_new_tokens
+        if self.seeds is not None:
+            options["seeds"] = [derive_seed(self.seeds[row], name) for row, name in zip(rows, phases)]
+        return self.backend.generate(list(prompts), list(limits), **options)
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts (the run's seed, problem id, sample index, call), stable across runs."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1

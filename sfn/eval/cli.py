@@ -9,6 +9,7 @@ import click
 
 from sfn.cli_errors import SfnCommand, report_errors, stop_interrupted
 from sfn.errors import SfnError
+from sfn.eval.budget import BUDGET_STYLES
 from sfn.eval.config import BACKENDS, EvalConfig
 from sfn.eval.prompts import (
     DEFAULT_PLAIN_TEMPLATE,
@@ -48,14 +49,17 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
 @click.option("--data", type=click.Path(dir_okay=False), help="Local JSONL/CSV/Parquet file instead of the Hugging Face hub.")
 @click.option("--columns", help="Column mapping for --data: question=COL,answer=COL[,distractors=C1|C2|C3].")
 @click.option("--limit", type=int, help="Evaluate only the first N samples.")
-@click.option("--format", "prompt_format", type=click.Choice(PROMPT_FORMATS), default="chat", show_default=True, help="chat: the tokenizer's chat template; plain: the 'generate' interface.")
+@click.option("--format", "prompt_format", type=click.Choice(PROMPT_FORMATS), default="auto", show_default=True,
+              help="auto: chat if the tokenizer has a chat template, else raw; raw (or plain): the 'generate' interface; "
+                   "chat: the tokenizer's chat template; r1: DeepSeek-R1's recommendation (no system prompt, reply opened with <think>).")
 @click.option("--instruction", help="Instruction appended to each question (default: the benchmark's).")
-@click.option("--plain-template", default=DEFAULT_PLAIN_TEMPLATE, show_default=True, help="Prompt for --format plain, with {question} and {instruction}.")
+@click.option("--plain-template", default=DEFAULT_PLAIN_TEMPLATE, show_default=True, help="Prompt for --format raw, with {question} and {instruction}.")
 @click.option("--system-prompt", help="System message for --format chat.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="hf", show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--max-new-tokens", type=int, default=512, show_default=True)
-@click.option("--sample/--greedy", "do_sample", default=False, show_default=True, help="Sample (seeded) instead of greedy decoding.")
+@click.option("--samples", type=int, default=1, show_default=True, help="Outputs per problem; pass@k and maj@k are reported for k = 1, 2, 4, ... up to it.")
+@click.option("--sample/--greedy", "do_sample", default=None, help="Sample (seeded per problem and sample) or decode greedily; default: sample when --samples > 1.")
 @click.option("--temperature", type=float, default=1.0, show_default=True)
 @click.option("--top-p", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -64,11 +68,15 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
 @click.option("--think-end", help="Custom end-of-thinking marker.")
 @click.option("--answer-prefix", help="Text appended after thinking ends, asking for the final answer.")
 @click.option("--budget-forcing", help="wait:N — suppress the end of thinking N times, appending the wait text.")
+@click.option("--budget-style", type=click.Choice(BUDGET_STYLES), default="sfn", show_default=True,
+              help="s1: simplescaling/s1's budget forcing exactly (its markers, stop on any <|im_start|>, one-token minimum, "
+                   "waits counted, 'Final Answer:' only when the budget runs out); r1: the same with <think>...</think>; sfn: sfn's original.")
 @click.option("--wait-text", default="Wait", show_default=True)
 @click.option("--max-thinking-tokens", type=int, help="End thinking after this many tokens and ask for the final answer.")
 @click.option("--max-answer-tokens", type=int, default=512, show_default=True, help="Token limit of the answer after thinking.")
 @click.option("--reference-model", help="Undamaged base model; its log-likelihood measures fluency for the output levels.")
 @click.option("--no-levels", is_flag=True, help="Skip grading output levels I-IV.")
+@click.option("--allow-long-context", is_flag=True, help="Generate even where prompt plus token budget exceed the model's max_position_embeddings.")
 @click.option("--device", help="Device to load the model on (e.g. cuda).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (samples.jsonl, summary.json); an existing run there resumes.")
 @click.option("--allow-pickle", is_flag=True, help="Load pickled .bin/.pt checkpoints (runs their unpickler).")
@@ -90,6 +98,8 @@ def eval_command(
     config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, **options)
     result = evaluate(model, config, reference_model=reference_model)
     summary = result.summary
+    for note in summary.get("notes", []):
+        click.echo(("warning: " if note.startswith("floor:") else "note: ") + note, err=True)
     click.echo(json.dumps(summary, indent=2))
     if result.out_dir:
         click.echo(f"samples: {result.out_dir / 'samples.jsonl'}")

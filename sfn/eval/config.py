@@ -7,10 +7,11 @@ from typing import Any
 
 from sfn.errors import SfnError, SfnErrors, argument
 from sfn.eval.benchmarks import Benchmark, get_benchmark, with_columns
-from sfn.eval.budget import parse_budget_forcing
+from sfn.eval.budget import BUDGET_STYLES, parse_budget_forcing
 from sfn.eval.prompts import (
     DEFAULT_PLAIN_TEMPLATE,
     PROMPT_FORMATS,
+    PROTOCOL_MARKERS,
     THINKING_STYLES,
     ThinkingMarkers,
 )
@@ -20,7 +21,7 @@ BACKENDS = ("hf", "vllm")
 OUTPUT_SETTINGS = (
     "benchmark", "data", "columns", "prompt_format", "instruction", "plain_template", "system_prompt",
     "max_new_tokens", "do_sample", "temperature", "top_p", "seed", "thinking", "budget_forcing",
-    "wait_text", "max_thinking_tokens", "max_answer_tokens",
+    "wait_text", "max_thinking_tokens", "max_answer_tokens", "samples", "budget_style",
 )
 
 
@@ -28,9 +29,17 @@ OUTPUT_SETTINGS = (
 class EvalConfig:
     """How to evaluate: which benchmark, how to prompt, how to generate, where to write.
 
+    `prompt_format`: "auto" (chat if the tokenizer has a template, else raw), "raw" (alias
+    "plain"), "chat", or "r1" (chat template, no system prompt, reply opened with "<think>\n").
     `thinking` is a style name ("r1": <think>...</think>, "s1": <|im_start|>think ...
     <|im_start|>answer) or `ThinkingMarkers`; it is required by `budget_forcing` ("wait:N") and
-    `max_thinking_tokens`. `instruction` None means the benchmark's own instruction.
+    `max_thinking_tokens`, except with `budget_style` "s1" or "r1", which bring their protocol's
+    markers. `budget_style`: "sfn" (sfn's original forcing), "s1" (simplescaling/s1's harness,
+    see sfn.eval.budget), "r1" (s1's rules with R1's <think>...</think>).
+    `samples` outputs per problem (sampling with `temperature`/`top_p`, seeded per problem and
+    sample from `seed`; `do_sample` None means: sample when `samples` > 1).
+    `allow_long_context` lets a prompt plus its generation budget exceed the model's context.
+    `instruction` None means the benchmark's own instruction.
     `out` is a run directory: samples.jsonl (one line per sample, appended as they finish),
     settings.json and summary.json; an existing run there is resumed.
     """
@@ -39,22 +48,25 @@ class EvalConfig:
     data: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
     limit: int | None = None
-    prompt_format: str = "chat"
+    prompt_format: str = "auto"
     instruction: str | None = None
     plain_template: str = DEFAULT_PLAIN_TEMPLATE
     system_prompt: str | None = None
     backend: str = "hf"
     batch_size: int = 8
     max_new_tokens: int = 512
-    do_sample: bool = False
+    samples: int = 1
+    do_sample: bool | None = None
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int = 0
     thinking: str | ThinkingMarkers | None = None
     budget_forcing: str | None = None
+    budget_style: str = "sfn"
     wait_text: str = "Wait"
     max_thinking_tokens: int | None = None
     max_answer_tokens: int = 512
+    allow_long_context: bool = False
     out: str | None = None
     device: str | None = None
     allow_pickle: bool = False  # load pickled .bin checkpoints (runs their unpickler)
@@ -83,6 +95,16 @@ class EvalConfig:
             problems.append(str(error))
         if self.prompt_format not in PROMPT_FORMATS:
             problems.append(f"{argument('prompt_format', self.prompt_format, flag='--format')}: choose one of {', '.join(PROMPT_FORMATS)}")
+        if self.prompt_format == "r1" and self.system_prompt:
+            problems.append(f"{argument('prompt_format', 'r1', flag='--format')} sends no system prompt (DeepSeek-R1's recommendation); "
+                            f"drop {argument('system_prompt')} or use the chat format")
+        if self.budget_style not in BUDGET_STYLES:
+            problems.append(f"{argument('budget_style', self.budget_style)}: choose one of {', '.join(BUDGET_STYLES)}")
+        if self.samples < 1:
+            problems.append(f"{argument('samples')} must be at least 1, got {self.samples}")
+        if self.samples > 1 and self.do_sample is False:
+            problems.append(f"samples={self.samples} (--samples) with greedy decoding (do_sample=False, --greedy) gives "
+                            f"{self.samples} identical outputs; allow sampling")
         if self.backend not in BACKENDS:
             problems.append(f"{argument('backend', self.backend)}: choose one of {', '.join(BACKENDS)}")
         for name in ("batch_size", "max_new_tokens", "max_answer_tokens"):
@@ -92,7 +114,7 @@ class EvalConfig:
             problems.append(f"{argument('limit')} must be at least 1, got {self.limit}")
         if self.max_thinking_tokens is not None and self.max_thinking_tokens < 1:
             problems.append(f"{argument('max_thinking_tokens')} must be at least 1, got {self.max_thinking_tokens}")
-        if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
+        if self.sampling and not (self.temperature > 0 and 0 < self.top_p <= 1):
             problems.append(f"sampling needs {argument('temperature')} > 0 and 0 < {argument('top_p')} <= 1")
         waits = 0
         try:
@@ -100,12 +122,15 @@ class EvalConfig:
         except SfnError as error:
             problems.append(str(error))
         thinking = self.thinking
-        if isinstance(thinking, str):
+        protocol = PROTOCOL_MARKERS.get(self.budget_style)
+        if protocol is not None and thinking in (None, self.budget_style):
+            thinking = protocol  # the protocol's own markers, exactly as its harness uses them
+        elif isinstance(thinking, str):
             thinking = THINKING_STYLES.get(thinking)
             if thinking is None:
                 problems.append(f"{argument('thinking', self.thinking)}: choose one of {', '.join(THINKING_STYLES)} (or pass ThinkingMarkers)")
         wants_thinking = self.budget_forcing not in (None, "none") or self.max_thinking_tokens is not None
-        if self.thinking is None and wants_thinking:
+        if thinking is None and self.thinking is None and wants_thinking:
             problems.append(
                 f"{argument('budget_forcing')} and {argument('max_thinking_tokens')} need thinking markers: "
                 f"add {argument('thinking', 'r1')} or {argument('thinking', 's1')}"
@@ -116,8 +141,14 @@ class EvalConfig:
             raise SfnErrors(problems, "invalid evaluation settings")
         return ResolvedConfig(self, benchmark, thinking, waits)
 
+    @property
+    def sampling(self) -> bool:
+        """Whether outputs are sampled: as asked, else whenever several samples per problem are."""
+        return self.samples > 1 if self.do_sample is None else self.do_sample
+
     def output_settings(self) -> dict[str, Any]:
         settings = {name: getattr(self, name) for name in OUTPUT_SETTINGS}
+        settings["do_sample"] = self.sampling
         if isinstance(self.benchmark, Benchmark):
             settings["benchmark"] = self.benchmark.name
         if isinstance(self.thinking, ThinkingMarkers):

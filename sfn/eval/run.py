@@ -13,10 +13,12 @@ import pandas as pd
 
 from sfn.errors import SfnError, argument
 from sfn.eval.benchmarks import Benchmark, Sample, get_benchmark, load_samples
-from sfn.eval.budget import generate_outputs
+from sfn.eval.budget import derive_seed, generate_outputs
 from sfn.eval.config import EvalConfig, ResolvedConfig
 from sfn.eval.grade import Grader, decide, default_grader
-from sfn.eval.prompts import build_prompt
+from sfn.eval.interop import LM_EVAL_FILE, write_lm_eval_results
+from sfn.eval.prompts import build_prompt, resolve_format
+from sfn.eval.score import score_output
 from sfn.eval.stats import summarize
 from sfn.io.guard import guard_output
 
@@ -48,39 +50,73 @@ def evaluate(
     loaded model alone (its tokenizer read from the directory it was loaded from); or a backend object (with `.generate` and `.tokenizer`). Settings come from `config` and/or
     keyword arguments (see `EvalConfig`). `reference_model` — a `(model, tokenizer)` or path of the
     undamaged base — lets the grader measure fluency by log-likelihood. With `config.out`, finished
-    samples are appended to samples.jsonl as they come, and a rerun resumes after them. Ctrl-C stops
-    after keeping what is done; the summary then says `interrupted: true`.
+    samples are appended to samples.jsonl as they come, and a rerun resumes after them; settings.json
+    is written only once the model, the grader and the prompts are ready, so a run that fails before
+    its first sample never blocks the corrected one. Ctrl-C stops after keeping what is done; the
+    summary then says `interrupted: true`. Messages (the format "auto" chose, a --limit over a
+    larger run, the floor warning) are in `summary["notes"]`.
     """
     config = (config or EvalConfig()).with_overrides(settings)
     resolved = config.resolved()
     samples = load_samples(resolved.benchmark, config.data, config.limit)
+    jobs = [(sample, index) for sample in samples for index in range(config.samples)]
     out_dir = Path(config.out) if config.out else None
     if out_dir:
         read = [source for source in (model, config.data, reference_model) if isinstance(source, (str, os.PathLike))]
         guard_output(out_dir, inputs=read, replace=False)
-    if config.grade_levels and grader is None:
-        # The shared default grader keeps MiniLM loaded across the many calls of a sweep.
-        grader = default_grader() if reference_model is None else Grader(reference=_as_loaded(reference_model, config))
-    # The grader's configuration (embedder, word list, thresholds) is a setting: resuming under another is refused.
-    settings_record = {**_settings_record(config, model), "grader": grader.configuration() if config.grade_levels else None}
-    done = _start_run(out_dir, settings_record) if out_dir else {}
-    pending = [sample for sample in samples if sample.id not in done]
+    record = _settings_record(config, model)
+    previous, done = _read_run(out_dir) if out_dir else (None, {})
+    if previous is not None and done:
+        _check_same_settings(out_dir, previous, record, check_format=config.prompt_format != "auto")
+    pending = [job for job in jobs if _key(job[0].id, job[1]) not in done]
+    notes: list[str] = []
 
     interrupted, generated_tokens, elapsed = False, 0, 0.0
     if pending:
         backend = _make_backend(model, config)
+        if config.grade_levels and grader is None:
+            # The shared default grader keeps MiniLM loaded across the many calls of a sweep.
+            grader = default_grader() if reference_model is None else Grader(reference=_as_loaded(reference_model, config))
+        # The grader's configuration (embedder, word list, thresholds) is a setting: resuming under another is refused.
+        record["grader"] = grader.configuration() if config.grade_levels else None
+        prompt_format = resolve_format(config.prompt_format, backend.tokenizer)
+        if config.prompt_format == "auto":
+            why = "the tokenizer has a chat template" if prompt_format == "chat" else "the tokenizer has no chat template"
+            notes.append(f"--format auto: {why}, so prompts use the {prompt_format} format")
+        prompts = {sample.id: _prompt(sample, backend.tokenizer, resolved) for sample, _ in pending}
+        if not config.allow_long_context:
+            _check_context(backend, prompts, resolved)
+        record["prompt_format"] = prompt_format
+        if out_dir:
+            if previous is not None and done:
+                _check_same_settings(out_dir, previous, record, check_format=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / SETTINGS_FILE).write_text(json.dumps(record, indent=2))
         started = time.perf_counter()  # after loading: the summary's rate is generation (and grading) only
-        interrupted, generated_tokens = _run_pending(backend, pending, resolved, grader, done, out_dir)
+        interrupted, generated_tokens = _run_pending(backend, pending, prompts, resolved, grader, done, out_dir)
         elapsed = time.perf_counter() - started
 
-    rows = [done[sample.id] for sample in samples if sample.id in done]
+    elif previous is not None:
+        record["prompt_format"] = previous.get("prompt_format", record["prompt_format"])  # as the run resolved it
+        record["grader"] = previous.get("grader")
+
+    keys = [_key(sample.id, index) for sample, index in jobs]
+    rows = [done[key] for key in keys if key in done]
     result = _result(rows, resolved.benchmark, out_dir)
     result.summary.update(benchmark=resolved.benchmark.name, interrupted=interrupted)
     if pending:
         result.summary["generation_seconds"] = elapsed
         result.summary["tokens_per_second"] = generated_tokens / elapsed if elapsed > 0 else None
-    if out_dir:
+    whole_run = len(done) == len(rows)
+    if not whole_run:
+        notes.append(f"{out_dir} holds {len(done)} samples; this summary covers the {len(rows)} asked for "
+                     f"(--limit {config.limit}, --samples {config.samples}); its summary.json still describes all of them")
+    if result.summary.get("floor_warning"):
+        notes.append(result.summary["floor_warning"])
+    result.summary["notes"] = notes
+    if out_dir and whole_run and rows:
         (out_dir / SUMMARY_FILE).write_text(json.dumps(result.summary, indent=2))
+        write_lm_eval_results(out_dir / LM_EVAL_FILE, result.summary, resolved.benchmark.name, record)
     return result
 
 
@@ -95,7 +131,7 @@ def rescore(run_dir: str | os.PathLike, benchmark: str | Benchmark | None = None
     bench = get_benchmark(benchmark or settings["benchmark"])
     rows = []
     for row in _read_records(samples_path).values():
-        rows.append({**row, **_score(bench, row["output"], row["reference"])})
+        rows.append({**row, **score_output(bench, row["output"], row["reference"])})
         if row.get("evidence") is not None:
             evidence = {**row["evidence"], "correct": rows[-1]["correct"]}
             rows[-1]["level"], rows[-1]["level_reason"] = decide(evidence)
@@ -103,7 +139,8 @@ def rescore(run_dir: str | os.PathLike, benchmark: str | Benchmark | None = None
     return _result(rows, bench, run_dir)
 
 
-def _run_pending(backend, pending: list[Sample], resolved: ResolvedConfig, grader, done: dict, out_dir) -> tuple[bool, int]:
+def _run_pending(backend, pending: list[tuple[Sample, int]], prompts: dict[str, str], resolved: ResolvedConfig,
+                 grader, done: dict, out_dir) -> tuple[bool, int]:
     from tqdm.auto import tqdm
 
     config = resolved.config
@@ -114,20 +151,24 @@ def _run_pending(backend, pending: list[Sample], resolved: ResolvedConfig, grade
     try:
         for start in range(0, len(pending), config.batch_size):
             chunk = pending[start : start + config.batch_size]
-            prompts = [_prompt(sample, backend.tokenizer, resolved) for sample in chunk]
+            # One generator seed per (run seed, problem, sample): the same outputs whatever the batching.
+            seeds = [derive_seed(config.seed, sample.id, index) for sample, index in chunk] if config.sampling else None
             generations = generate_outputs(
                 backend,
-                prompts,
+                [prompts[sample.id] for sample, _ in chunk],
                 max_new_tokens=config.max_new_tokens,
                 thinking=resolved.thinking,
                 waits=resolved.waits,
                 wait_text=config.wait_text,
                 max_thinking_tokens=config.max_thinking_tokens,
                 max_answer_tokens=config.max_answer_tokens,
+                style=config.budget_style,
+                forcing=config.budget_forcing not in (None, "none"),
+                seeds=seeds,
             )
-            for sample, prompt, generation in zip(chunk, prompts, generations):
-                row = _record(sample, prompt, generation, resolved.benchmark, grader)
-                done[sample.id] = row
+            for (sample, index), generation in zip(chunk, generations):
+                row = _record(sample, index, prompts[sample.id], generation, resolved.benchmark, grader)
+                done[_key(sample.id, index)] = row
                 correct += bool(row["correct"])
                 tokens += generation.num_tokens
                 if out_dir:
@@ -154,23 +195,38 @@ def _prompt(sample: Sample, tokenizer: Any, resolved: ResolvedConfig) -> str:
     )
 
 
-def _score(benchmark: Benchmark, output: str, reference: str) -> dict[str, Any]:
-    extracted = benchmark.extract(output)
-    scores: dict[str, Any] = {"extracted": extracted, "correct": benchmark.is_correct(extracted, reference)}
-    for name, value in benchmark.extract_extra(output).items():
-        scores[f"extracted_{name}"] = value
-        scores[f"correct_{name}"] = benchmark.is_correct(value, reference)
-    return scores
+def _check_context(backend: Any, prompts: dict[str, str], resolved: ResolvedConfig) -> None:
+    """Refuse, before generating, prompts whose generation budget runs past the model's context."""
+    limit = getattr(backend, "context_length", None)
+    if not limit:
+        return
+    config = resolved.config
+    if resolved.thinking is not None and config.budget_style == "sfn":
+        budget = min(config.max_thinking_tokens or config.max_new_tokens, config.max_new_tokens) + config.max_answer_tokens
+        asked = "--max-new-tokens (thinking) plus --max-answer-tokens"
+    else:
+        budget, asked = config.max_new_tokens, "--max-new-tokens"
+    encode = getattr(backend, "encode", None) or (lambda text: backend.tokenizer(text)["input_ids"])
+    longest_id, longest = max(((sample_id, len(encode(prompt))) for sample_id, prompt in prompts.items()),
+                              key=lambda item: item[1])
+    if longest + budget > limit:
+        raise SfnError(
+            f"sample {longest_id!r}: its prompt has {longest} tokens and {asked} allow {budget} more, {longest + budget} "
+            f"in all, past the model's context of {limit} tokens (max_position_embeddings in its config.json). Lower "
+            f"{asked} to at most {max(limit - longest, 0)}, or pass --allow-long-context to generate past the "
+            "trained context anyway (outputs there are usually degraded); nothing was generated"
+        )
 
 
-def _record(sample: Sample, prompt: str, generation, benchmark: Benchmark, grader: Grader | None) -> dict[str, Any]:
+def _record(sample: Sample, index: int, prompt: str, generation, benchmark: Benchmark, grader: Grader | None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "id": sample.id,
+        "sample": index,
         "question": sample.question,
         "prompt": prompt,
         "output": generation.text,
         "reference": sample.reference,
-        **_score(benchmark, generation.text, sample.reference),
+        **score_output(benchmark, generation.text, sample.reference),
         "tokens": generation.num_tokens,
         "thinking_tokens": generation.thinking_tokens,
         "waits": generation.waits,
@@ -188,7 +244,8 @@ def _result(rows: list[dict[str, Any]], benchmark: Benchmark, out_dir: Path | No
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=["id", "correct", "tokens", "truncated", "level"])
-    return EvalResult(frame, summarize(frame, list(benchmark.extra_extractors)), out_dir)
+    same = lambda left, right: benchmark.is_correct(left, right)  # noqa: E731 - answers agree as the benchmark compares them
+    return EvalResult(frame, summarize(frame, list(benchmark.extra_extractors), same), out_dir)
 
 
 def _settings_record(config: EvalConfig, model: Any) -> dict[str, Any]:
@@ -196,24 +253,37 @@ def _settings_record(config: EvalConfig, model: Any) -> dict[str, Any]:
     return {"model": source, **config.output_settings()}
 
 
-def _start_run(out_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Create the run directory, or check that an existing one used the same settings; the rows done."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings_path = out_dir / SETTINGS_FILE
+def _key(sample_id: str, index: int) -> tuple[str, int]:
+    return (str(sample_id), int(index))
+
+
+def _read_run(out_dir: Path) -> tuple[dict[str, Any] | None, dict[tuple[str, int], dict[str, Any]]]:
+    """The settings of an earlier run in `out_dir` (None if there is none) and its finished rows."""
+    settings_path, samples_path = out_dir / SETTINGS_FILE, out_dir / SAMPLES_FILE
+    previous = json.loads(settings_path.read_text()) if settings_path.is_file() else None
+    return previous, _read_records(samples_path) if samples_path.is_file() else {}
+
+
+def _check_same_settings(out_dir: Path, previous: dict[str, Any], settings: dict[str, Any], *, check_format: bool) -> None:
+    """Refuse to resume a run made with other output-changing settings. A setting the earlier run did
+    not record (an older sfn) counts as its default; `check_format` False skips prompt_format while
+    "auto" is not resolved yet."""
     settings = json.loads(json.dumps(settings))  # as it will read back (tuples become lists)
-    if settings_path.is_file():
-        previous = json.loads(settings_path.read_text())
-        differing = sorted(key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key))
-        if differing:
-            details = ", ".join(f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now" for key in differing)
-            raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another {argument('out')} or delete it")
-    else:
-        settings_path.write_text(json.dumps(settings, indent=2))
-    samples_path = out_dir / SAMPLES_FILE
-    return _read_records(samples_path) if samples_path.is_file() else {}
+    defaults = json.loads(json.dumps(_settings_record(EvalConfig(), settings.get("model", ""))))
+    # Before loading, "auto" is not resolved yet and the grader not built: those two are checked after.
+    skipped = set() if check_format else {"prompt_format", "grader"}
+
+    def value(record: dict[str, Any], key: str) -> Any:
+        found = record.get(key, defaults.get(key))
+        return "raw" if key == "prompt_format" and found == "plain" else found
+
+    differing = sorted(key for key in (set(previous) | set(settings)) - skipped if value(previous, key) != value(settings, key))
+    if differing:
+        details = ", ".join(f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now" for key in differing)
+        raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another {argument('out')} or delete it")
 
 
-def _read_records(path: Path) -> dict[str, dict[str, Any]]:
+def _read_records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
     """Rows of samples.jsonl; a last line cut off by a kill is dropped and the file repaired."""
     rows: dict[str, dict[str, Any]] = {}
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -225,7 +295,7 @@ def _read_records(path: Path) -> dict[str, dict[str, Any]]:
                 raise SfnError(f"{path}: line {number + 1} is not JSON; the file is damaged") from None
             path.write_text("".join(text + "\n" for text in lines[:-1]), encoding="utf-8")
             break
-        rows[row["id"]] = row
+        rows[_key(row["id"], row.get("sample", 0))] = row
     return rows
 
 
@@ -261,7 +331,7 @@ def _tokenizer_beside(model: Any) -> Any:
 def _make_backend(model: Any, config: EvalConfig):
     if hasattr(model, "generate") and hasattr(model, "tokenizer") and not isinstance(model, tuple):
         return model
-    sampling = {"do_sample": config.do_sample, "temperature": config.temperature, "top_p": config.top_p, "seed": config.seed}
+    sampling = {"do_sample": config.sampling, "temperature": config.temperature, "top_p": config.top_p, "seed": config.seed}
     if config.backend == "vllm":
         if not isinstance(model, (str, os.PathLike)):
             raise SfnError(f"{argument('backend', 'vllm')} loads the model itself: pass a model path or hub id, not a loaded model")

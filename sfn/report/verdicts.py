@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sfn.eval.stats import wilson_interval
+from sfn.eval.stats import FLOOR_SOLVED, wilson_interval
 
 FLUENT_LEVELS = ("III", "IV")
 
@@ -29,6 +29,14 @@ def _percent(value: float) -> str:
 
 def _interval(accuracy: float, samples: int) -> tuple[float, float]:
     return wilson_interval(round(accuracy * samples), samples)
+
+
+def _row_interval(row: pd.Series) -> tuple[float, float]:
+    # The evaluation's own interval when the table carries it: with several samples per problem it
+    # is a bootstrap over problems, which a Wilson interval over all samples would understate.
+    if "accuracy_low" in row and "accuracy_high" in row and pd.notna(row["accuracy_low"]):
+        return float(row["accuracy_low"]), float(row["accuracy_high"])
+    return _interval(row["accuracy"], int(row["samples"]))
 
 
 def delta_verdict(ranking: pd.DataFrame) -> Verdict:
@@ -62,11 +70,11 @@ def merge_verdict(merge: pd.DataFrame) -> Verdict:
     rows = {row["variant"]: row for _, row in merge.iterrows()}
     base, tuned = rows["B"], rows["R"]
     merges = merge[~merge["variant"].isin(["B", "R"])]
-    base_high = _interval(base["accuracy"], int(base["samples"]))[1]
+    base_high = _row_interval(base)[1]
     gap = tuned["accuracy"] - base["accuracy"]
     parts, above = [], []
     for _, row in merges.iterrows():
-        low = _interval(row["accuracy"], int(row["samples"]))[0]
+        low = _row_interval(row)[0]
         change = 100 * (row["accuracy"] - base["accuracy"])
         closed = f" ({change:+.0f} points vs B" + (f", {_percent(change / 100 / gap)} of the B-R gap)" if change > 0 < gap else ")")
         level_one = int(row.get("level_I", 0))
@@ -77,6 +85,11 @@ def merge_verdict(merge: pd.DataFrame) -> Verdict:
     finding = (f"B answers {_percent(base['accuracy'])} correctly and R {_percent(tuned['accuracy'])}; "
                + "; ".join(parts))
     best = merges.sort_values("accuracy", ascending=False).iloc[0] if len(merges) else None
+    solved = max(round(row["accuracy"] * int(row["samples"])) for _, row in merge.iterrows())
+    if solved < FLOOR_SOLVED:
+        # Even the best variant is at the floor: no difference between them can show.
+        finding += f"; floor: no variant solves more than {solved} problems, so this benchmark cannot rank them"
+        return Verdict("Merge", finding, "nothing: the benchmark is too hard for these models", "none (floor)")
     if above:
         supports = f"{', '.join(above)} carries part of R's ability into B without any training"
         strength = "strong (95% intervals of the merge and of B do not overlap)"

@@ -74,12 +74,13 @@ def _delta(cache: Path, staging: Path) -> dict[str, Any]:
 
 
 def _merge(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
-    from sfn.demo.merge_stage import SAMPLE_COLUMNS, merge_row
+    from sfn.demo.merge_stage import export_columns, merge_row
 
     rows, samples = [], []
     for label, _, taken in settings.merge_variants:
         rows.append(merge_row(label, taken, _done(cache, f"eval:{label}")["summary"]))
-        samples.append(_samples(cache, label)[list(SAMPLE_COLUMNS)].assign(variant=label))
+        frame = _samples(cache, label)
+        samples.append(frame[export_columns(frame)].assign(variant=label))
     (staging / "merge").mkdir()
     pd.DataFrame(rows).to_csv(staging / "merge" / "merge.csv", index=False)
     pd.concat(samples, ignore_index=True).to_json(staging / "merge" / "samples.jsonl", orient="records", lines=True,
@@ -94,7 +95,7 @@ def _destruction(cache: Path, staging: Path, settings: StudySettings) -> dict[st
 
 
 def _freeze(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
-    from sfn.demo.merge_stage import SAMPLE_COLUMNS
+    from sfn.demo.merge_stage import export_columns
     from sfn.stethoscopes.freeze.report import compare_table, write_overlay, write_run_report
 
     folder = staging / "freeze"
@@ -110,7 +111,8 @@ def _freeze(cache: Path, staging: Path, settings: StudySettings) -> dict[str, An
         runs.append(metrics)
     compare_table(runs).to_csv(folder / "compare.csv", index=False)
     # Every preset's outputs but R's, which merge/samples.jsonl holds.
-    outputs = [_samples(cache, preset)[list(SAMPLE_COLUMNS)].assign(variant=preset) for preset in settings.presets if preset != "all"]
+    frames = {preset: _samples(cache, preset) for preset in settings.presets if preset != "all"}
+    outputs = [frame[export_columns(frame)].assign(variant=preset) for preset, frame in frames.items()]
     pd.concat(outputs, ignore_index=True).to_json(folder / "samples.jsonl", orient="records", lines=True, force_ascii=False)
     figure = write_overlay(folder)
     return {"table": "freeze/compare.csv", "losses": {preset: f"freeze/{preset}/loss.csv" for preset in settings.presets},
@@ -146,13 +148,16 @@ class Evaluation:
 
 
 def _evaluations(cache: Path, settings: StudySettings) -> dict[str, Evaluation]:
-    from sfn.eval.stats import paired_difference
+    from sfn.eval.stats import paired_difference, problem_pass_rates
 
     baseline = _samples(cache, "B")
+    baseline_rates = problem_pass_rates(baseline)
     evaluations = {}
     for label in settings.variants():
-        samples = _samples(cache, label).set_index("id").loc[baseline["id"]].reset_index()
-        paired = paired_difference(samples["correct"].tolist(), baseline["correct"].tolist())
+        samples = _samples(cache, label)
+        # Per-problem pass rates: with one sample each, the 0/1 verdicts; with several, their share.
+        paired = paired_difference(problem_pass_rates(samples).loc[baseline_rates.index].tolist(), baseline_rates.tolist())
+        samples = samples.set_index("id").loc[baseline["id"].drop_duplicates()].reset_index()
         evaluations[label] = Evaluation(_done(cache, f"eval:{label}")["summary"], samples, paired)
     return evaluations
 

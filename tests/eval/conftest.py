@@ -11,7 +11,11 @@ import torch
 from sfn.eval.backends.base import Completion
 from tiny_models import byte_tokenizer
 
-GSM8K_TEST = Path(__file__).parents[2].parent / "shared/data/gsm8k/test.jsonl"
+import os
+
+# ../shared/data beside the checkout, or wherever SFN_SHARED_DATA points (git worktrees live elsewhere).
+SHARED_DATA = Path(os.environ.get("SFN_SHARED_DATA", Path(__file__).parents[2].parent / "shared/data"))
+GSM8K_TEST = SHARED_DATA / "gsm8k/test.jsonl"
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
@@ -21,7 +25,7 @@ CHAT_TEMPLATE = (
 @pytest.fixture(scope="session")
 def gsm8k_test() -> Path:
     if not GSM8K_TEST.is_file():
-        pytest.skip(f"GSM8K test split not found at {GSM8K_TEST} (expected ../shared/data beside the checkout)")
+        pytest.skip(f"GSM8K test split not found at {GSM8K_TEST} (expected ../shared/data beside the checkout, or set SFN_SHARED_DATA)")
     return GSM8K_TEST
 
 

@@ -129,3 +129,81 @@ def test_letters_equal_and_fractions():
     assert letters_equal("(b)", "B")
     assert as_fraction("\\frac{3}{4}") == as_fraction("0.75")
     assert as_fraction("three") is None
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # The prefix sfn's and s1's budget forcing append.
+        ("...Wait\n<|im_start|>answer\nFinal Answer: \\frac{1}{2}", "\\frac{1}{2}"),
+        ("Final Answer: 3\\sqrt{2}", "3\\sqrt{2}"),
+        ("Final Answer:\n\\boxed{7}", "7"),
+        ("The final answer is 12.", "12"),
+    ],
+)
+def test_final_answer_prefix_after_forcing(text, expected):
+    assert math_answer(text) == expected
+
+
+def test_final_answer_fraction_is_equivalent_not_its_last_digit():
+    assert math_equivalent(math_answer("2 ... Final Answer: \\frac{1}{2}"), "0.5")
+    assert not math_equivalent(math_answer("Final Answer: 3\\sqrt{2}"), "2")
+
+
+@pytest.mark.parametrize(
+    "text, letter",
+    [
+        ("After all, the answer is a tricky one, but (B) fits.", "B"),
+        ("Answer: C\nThis answer is a safe bet.", "C"),
+        ("A good guess would be\nD", "D"),
+        ("A careful reading settles it.", None),
+    ],
+)
+def test_letters_are_not_articles(text, letter):
+    assert choice_letter(text) == letter
+
+
+@pytest.mark.parametrize(
+    "text, number",
+    [
+        ("Steps:\n- 5 apples remain", "5"),
+        ("so a - 5 is the rest", "5"),
+        ("3-5 of them", "5"),
+        ("it fell to -3", "-3"),
+        ("(-2)", "-2"),
+        ("in all 1 234 people", "1234"),
+        ("1\u202f234 people", "1234"),
+        ("items 12 and 345", "345"),
+    ],
+)
+def test_signs_and_spaced_thousands(text, number):
+    assert last_number(text) == number
+
+
+def test_boxed_without_braces_takes_its_own_argument():
+    assert last_boxed("so \\boxed 5. Then {7} follows") == "5"
+    assert last_boxed("\\boxed{3} and \\fbox 4") == "4"
+    assert last_boxed("\\boxed") is None
+
+
+def test_lm_eval_gsm8k_filters_exactly():
+    from sfn.eval.answers import lm_eval_exact, lm_eval_flexible, lm_eval_strict
+
+    text = "First #### 12 then #### 18 and ####20"
+    assert lm_eval_strict(text) == "12"  # the first, with the space
+    assert gsm8k_strict(text) == "20"  # sfn's own: the last, space optional
+    assert lm_eval_strict("####18") is None
+    assert lm_eval_flexible("costs $18.00.") == "$18.00."
+    assert lm_eval_flexible("it is 7") == "7"
+    assert lm_eval_exact("$1,800.", "#### 1800") and not lm_eval_exact("18.00", "18")
+
+
+def test_score_answer_reports_every_gsm8k_metric():
+    import sfn
+
+    scores = sfn.score_answer("She makes $18.00.\n#### 18.00", "18")
+    assert scores["extracted"] == "18" and scores["correct"]  # numeric: 18.00 is 18
+    assert scores["extracted_strict"] == "18.00" and not scores["correct_strict"]  # lm-eval: exact string
+    assert scores["extracted_flexible_lm_eval"] == "18.00" and not scores["correct_flexible_lm_eval"]
+    assert scores["extracted_sfn_strict"] == "18" and scores["correct_sfn_strict"]
+    assert sfn.score_answer("\\boxed{B}", "B", "gpqa_diamond") == {"extracted": "B", "correct": True}

@@ -113,5 +113,5 @@ def test_chat_format_needs_a_template():
     class NoTemplate:
         chat_template = None
 
-    with pytest.raises(SfnError, match="--format plain"):
+    with pytest.raises(SfnError, match="--format raw"):
         build_prompt("Q", NoTemplate())

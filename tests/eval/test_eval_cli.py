@@ -72,3 +72,16 @@ def test_interrupted_eval_keeps_samples_and_exits_130(tiny_model_dir, tmp_path, 
     assert result.exit_code == 130, result.output
     assert "interrupted: the samples finished before the interrupt are kept in --out" in result.stderr
     assert len((tmp_path / "run" / "samples.jsonl").read_text().splitlines()) == 1
+def test_eval_command_samples_and_says_what_it_chose(tiny_model_dir, gsm8k_test, tmp_path):
+    arguments = [str(tiny_model_dir), "--data", str(gsm8k_test), "--limit", "2", "--samples", "2", "--temperature", "0.7",
+                 "--top-p", "0.9", "--max-new-tokens", "4", "--no-levels", "--format", "raw", "--out", str(tmp_path)]
+    result = CliRunner().invoke(eval_command, arguments)
+    assert result.exit_code == 0, result.output
+    assert "warning: floor: 0 of 2 problems solved" in result.output  # the tiny random model solves nothing
+    rows = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert [(row["id"], row["sample"]) for row in rows] == [("0", 0), ("0", 1), ("1", 0), ("1", 1)]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["pass_at_k"]) == {"1", "2"} and json.loads((tmp_path / "settings.json").read_text())["do_sample"]
+    assert (tmp_path / "results.json").is_file()
+    refused = CliRunner().invoke(eval_command, [*arguments[:-2], "--max-new-tokens", "2000"])
+    assert refused.exit_code != 0 and "--allow-long-context" in refused.output and "Traceback" not in refused.output

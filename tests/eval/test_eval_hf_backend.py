@@ -46,3 +46,47 @@ def test_seeded_sampling_is_reproducible(tiny_model, tiny_tokenizer):
 
     assert sample(1) == sample(1)
     assert sample(1) != sample(2)
+
+
+def test_sampling_does_not_depend_on_batch_size_or_neighbours(tiny_model, tiny_tokenizer):
+    seeds = [11, 22, 33, 44]
+
+    def sample(batch_size, prompts, row_seeds):
+        backend = HFBackend(tiny_model, tiny_tokenizer, batch_size=batch_size, do_sample=True, temperature=0.8, top_p=0.9)
+        return backend.generate(prompts, [10] * len(prompts), seeds=row_seeds)
+
+    together = sample(4, PROMPTS, seeds)
+    assert together == sample(1, PROMPTS, seeds) == sample(3, PROMPTS, seeds)
+    # A prompt's sample is its own: alone, or after other prompts, it is the same.
+    assert sample(2, PROMPTS[2:], seeds[2:]) == together[2:]
+    assert sample(4, PROMPTS, [12, 22, 33, 44])[0] != together[0]
+
+
+def test_sampling_draws_from_the_tempered_nucleus(tiny_model, tiny_tokenizer):
+    # Manual reference: softmax(logits / T), keep the top-p nucleus, draw with the row's generator.
+    temperature, top_p, seed = 0.7, 0.8, 5
+    backend = HFBackend(tiny_model, tiny_tokenizer, do_sample=True, temperature=temperature, top_p=top_p)
+    [completion] = backend.generate(["Hi"], [8], seeds=[seed])
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.tensor([backend.encode("Hi")])
+    with torch.no_grad():
+        for _ in range(8):
+            probabilities = torch.softmax(tiny_model(input_ids=ids).logits[0, -1] / temperature, dim=-1)
+            ordered, order = probabilities.sort(descending=True)
+            ordered[ordered.cumsum(0) - ordered >= top_p] = 0
+            nucleus = torch.zeros_like(probabilities).scatter(0, order, ordered)  # back in vocabulary order
+            next_id = torch.multinomial(nucleus, 1, generator=generator)
+            ids = torch.cat([ids, next_id.view(1, 1)], dim=1)
+    new = ids[0, len(backend.encode("Hi")) :].tolist()
+    ends = [i for i, token in enumerate(new) if token == tiny_tokenizer.eos_token_id]
+    expected = tiny_tokenizer.decode(new[: ends[0]] if ends else new)
+    assert completion.text == expected
+
+
+def test_min_new_tokens_forbids_an_immediate_end(tiny_model, tiny_tokenizer):
+    backend = HFBackend(tiny_model, tiny_tokenizer)
+    text = backend.generate(["Hi"], [6])[0].text
+    first = text[0]  # the greedy first character, made a one-token stop string
+    assert backend.generate(["Hi"], [6], stop=[first])[0] .num_tokens == 1
+    [held] = backend.generate(["Hi"], [6], stop=[first], min_new_tokens=1)
+    assert held.num_tokens >= 1 and not held.text.startswith(first)

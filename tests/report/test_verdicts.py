@@ -105,3 +105,14 @@ def test_freeze_verdict_compares_o_with_embeddings_and_everything():
     assert freeze_verdict(table, 64).strength.startswith("moderate")
     table.loc[1, "held-out loss"] = 0.85
     assert freeze_verdict(table, 64).strength == "none"
+
+
+def test_merge_verdict_at_the_floor_ranks_nothing():
+    import pandas as pd
+
+    from sfn.report.verdicts import merge_verdict
+
+    rows = [{"variant": variant, "accuracy": solved / 50, "accuracy_low": 0.0, "accuracy_high": 0.1, "samples": 50,
+             "level_I": 0} for variant, solved in (("B", 1), ("B + R's o", 4), ("R", 3))]
+    verdict = merge_verdict(pd.DataFrame(rows))
+    assert verdict.strength == "none (floor)" and "cannot rank" in verdict.finding

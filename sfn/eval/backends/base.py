@@ -23,6 +23,12 @@ class Completion:
 
 
 class Backend(Protocol):
+    """`generate` may also take, by keyword, `min_new_tokens` (the first tokens may be neither end of
+    sequence nor a one-token stop string; s1's budget forcing) and `seeds` (one per prompt, for
+    reproducible sampling); sfn passes them only when it needs them, so greedy evaluation works
+    with backends that take neither. A `context_length` attribute, when present, lets evaluation
+    refuse prompts that would run past the model's context."""
+
     tokenizer: Any
 
     def generate(self, prompts: Sequence[str], max_new_tokens: Sequence[int], stop: Sequence[str] = ()) -> list[Completion]:

@@ -25,19 +25,39 @@ class VLLMBackend:
         self.top_p = top_p if do_sample else 1.0
         self.seed = seed
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: Sequence[int], stop: Sequence[str] = ()) -> list[Completion]:
+    @property
+    def context_length(self) -> int | None:
+        return getattr(getattr(self.llm.llm_engine, "model_config", None), "max_model_len", None)
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: Sequence[int],
+        stop: Sequence[str] = (),
+        *,
+        min_new_tokens: int = 0,
+        seeds: Sequence[int] | None = None,
+    ) -> list[Completion]:
         from vllm import SamplingParams
 
+        # vLLM's min_tokens holds back end of sequence and stop_token_ids, not stop strings: a
+        # one-token stop string is passed as a token id too (as s1 does), so the minimum covers it.
+        stop_ids = []
+        if min_new_tokens:
+            encoded = [self.tokenizer.encode(marker, add_special_tokens=False) for marker in stop]
+            stop_ids = [ids[0] for ids in encoded if len(ids) == 1]
         params = [
             SamplingParams(
                 max_tokens=limit,
+                min_tokens=min_new_tokens,
                 temperature=self.temperature,
                 top_p=self.top_p,
-                seed=self.seed,
+                seed=self.seed if seeds is None else seeds[index],
                 stop=list(stop),
+                stop_token_ids=stop_ids or None,
                 skip_special_tokens=False,
             )
-            for limit in max_new_tokens
+            for index, limit in enumerate(max_new_tokens)
         ]
         results = self.llm.generate(list(prompts), params, use_tqdm=False)
         return [_completion(result.outputs[0]) for result in results]

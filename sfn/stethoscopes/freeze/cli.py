@@ -13,6 +13,7 @@ import click
 
 from sfn.cli_errors import SfnCommand, pickle_option, report_errors, stop_interrupted
 from sfn.errors import SfnError
+from sfn.stethoscopes.freeze.config import TRAINING_FORMATS
 from sfn.stethoscopes.freeze.presets import PRESETS
 
 
@@ -60,7 +61,8 @@ RESUME = "the last checkpoint in --out holds the model so far; run the same comm
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Run folder (resumed if it holds checkpoints).")
 @click.option("--columns", default=None, help="Column mapping, e.g. question=problem,reasoning=trace,answer=solution.")
 @click.option("--no-norms", is_flag=True, help="Keep the norms frozen (by default they train with every preset).")
-@click.option("--format", "prompt_format", default="chat", show_default=True, type=click.Choice(["chat", "plain"]))
+@click.option("--format", "prompt_format", default="auto", show_default=True, type=click.Choice(TRAINING_FORMATS),
+              help="auto: chat if the tokenizer has a chat template, else raw (plain is raw's old name).")
 @click.option("--max-steps", type=int, default=None, help="Optimizer steps (overrides --epochs).")
 @click.option("--epochs", type=float, default=5.0, show_default=True)
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per example (longer ones are cut).")

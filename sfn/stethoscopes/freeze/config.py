@@ -14,6 +14,9 @@ from typing import Any
 from sfn.errors import SfnError, SfnErrors, argument
 from sfn.eval.benchmarks import BOXED_INSTRUCTION
 from sfn.eval.prompts import PROMPT_FORMATS
+
+# Training formats: sfn eval's, except R1's evaluation-only reply opening.
+TRAINING_FORMATS = tuple(name for name in PROMPT_FORMATS if name != "r1")
 from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE, ROLES
 
 SETTINGS_FILE = "freeze_settings.json"
@@ -40,7 +43,7 @@ class FreezeConfig:
     columns: dict[str, str] = field(default_factory=dict)
     limit: int | None = None
     heldout: int = 32
-    prompt_format: str = "chat"
+    prompt_format: str = "auto"
     instruction: str = BOXED_INSTRUCTION
     response_template: str = DEFAULT_RESPONSE_TEMPLATE
     seq_len: int = 1024
@@ -86,8 +89,8 @@ class FreezeConfig:
         unknown_roles = sorted(set(self.columns) - set(ROLES))
         if unknown_roles:
             problems.append(f"{argument('columns')}: unknown role(s) {unknown_roles}; the roles are question, reasoning and answer")
-        if self.prompt_format not in PROMPT_FORMATS:
-            problems.append(f"{argument('prompt_format', self.prompt_format, flag='--format')}: choose one of {', '.join(PROMPT_FORMATS)}")
+        if self.prompt_format not in TRAINING_FORMATS:
+            problems.append(f"{argument('prompt_format', self.prompt_format, flag='--format')}: choose one of {', '.join(TRAINING_FORMATS)}")
         for name in ("seq_len", "batch_size", "grad_accum", "save_steps", "save_total_limit", "eval_limit", "eval_max_new_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"{argument(name, flag='' if name == 'save_total_limit' else None)} must be at least 1, got {getattr(self, name)}")

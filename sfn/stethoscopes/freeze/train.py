@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from sfn.errors import SfnError, argument
+from sfn.eval.prompts import resolve_format
 from sfn.stethoscopes.freeze.callbacks import FrozenCheck, FrozenCheckCallback, InterruptCallback, MemoryCallback, SpeedCallback
 from sfn.io.guard import guard_output
 from sfn.io.safetensors_reader import read_safetensors_header
@@ -228,7 +229,12 @@ def freeze(
         raise SfnError("the tokenizer has neither a pad nor an end-of-sequence token to pad batches with")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     trainable = trainable_parameters(model, config.train, norms=config.norms)
-    formatting = Formatting(config.prompt_format, config.instruction, config.response_template)
+    # "auto" (the default) is the chat template when the tokenizer has one, else raw, as in sfn eval.
+    prompt_format = resolve_format(config.prompt_format, tokenizer)
+    if config.prompt_format == "auto" and config.progress:
+        print(f"--format auto: the tokenizer {'has' if prompt_format == 'chat' else 'has no'} chat template, "
+              f"so prompts use the {prompt_format} format")
+    formatting = Formatting(prompt_format, config.instruction, config.response_template)
     prepared = prepare_data(records, tokenizer, formatting, config.seq_len, config.heldout, config.seed)
 
     last, checkpoint_notes = last_checkpoint(checkpoints) if checkpoints.is_dir() else (None, [])
@@ -339,7 +345,7 @@ def _evaluate(model: Any, tokenizer: Any, config: FreezeConfig, out_dir: Path) -
         data=config.eval_data,
         limit=config.eval_limit,
         max_new_tokens=config.eval_max_new_tokens,
-        prompt_format=config.prompt_format,
+        prompt_format=resolve_format(config.prompt_format, tokenizer),
         instruction=config.instruction,
         grade_levels=False,
         progress=config.progress,
