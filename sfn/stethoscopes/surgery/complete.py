@@ -15,7 +15,7 @@ import torch
 from sfn.errors import SfnErrors
 from sfn.io import Checkpoint
 from sfn.registry import ModuleMap, classify_tensors, module_map
-from sfn.stethoscopes.surgery.sources import ModelTensors
+from sfn.io.sources import ModelTensors
 from sfn.stethoscopes.surgery.splice import part_key
 
 
