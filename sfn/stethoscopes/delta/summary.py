@@ -10,6 +10,9 @@ import pandas as pd
 
 from sfn import __version__
 from sfn.stethoscopes.delta.compute import kinds_in
+from sfn.stethoscopes.delta.findings import clamp_notes, o_heads, shape_sentence
+from sfn.stethoscopes.delta.heads import HEAD_COLUMNS
+from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -18,7 +21,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     `first_in_layers` counts the layers in which the kind has the largest relative change of all
     kinds; `bimodal_layers` those in which its relative-change histogram is bimodal.
     """
-    layered = table[table["layer"].notna()]
+    layered = table[table["layer"].notna() & table["rel_norm"].notna()]  # a zero base has no relative change
     leaders = layered.loc[layered.groupby("layer")["rel_norm"].idxmax()] if not layered.empty else layered
     first_counts = leaders["kind"].value_counts()
     rows = []
@@ -34,6 +37,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                 "first_in_layers": int(first_counts.get(kind, 0)),
                 "bimodal_layers": int(of_kind["bimodal"].sum()),
                 "bimodal": bool(of_kind["bimodal"].mean() > 0.5),
+                **_shape_columns(of_kind),
             }
         )
     summary = pd.DataFrame(rows)
@@ -42,6 +46,19 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     summary = summary.sort_values("mean_rel_norm", ascending=False, kind="stable").reset_index(drop=True)
     summary.insert(0, "rank", range(1, len(summary) + 1))
     return summary
+
+
+def _shape_columns(of_kind: pd.DataFrame) -> dict[str, float | int]:
+    """How the kind changed (medians over its rows), from the columns the table has."""
+    found: dict[str, float | int] = {}
+    for column in ("changed_share", "moved_share", "edge_share", *SPECTRAL_COLUMNS):
+        if column in of_kind:
+            found[f"median_{column}"] = float(of_kind[column].median())
+    if "clamp_bimodal" in of_kind:
+        found["clamp_bimodal_layers"] = int(of_kind["clamp_bimodal"].astype(bool).sum())
+    if "nonfinite" in of_kind:
+        found["nonfinite"] = int(of_kind["nonfinite"].sum())
+    return found
 
 
 def ranking_text(summary: pd.DataFrame) -> str:
@@ -62,15 +79,23 @@ def ranking_text(summary: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
-def write_outputs(table: pd.DataFrame, out: str | Path, *, every: int = 5, plots: bool = True) -> dict[str, Path]:
-    """Write delta.csv, histograms.npz, summary.json and (with `plots`) the figures; returns their paths."""
+def write_outputs(
+    table: pd.DataFrame, out: str | Path, *, every: int = 5, plots: bool = True, paper_clamp: bool = False
+) -> dict[str, Path]:
+    """Write delta.csv, heads.csv, histograms.npz, summary.json and (with `plots`) the figures (with
+    `paper_clamp` also histograms_clamped.png: the paper's clamped histograms next to sfn's); returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / "delta.csv", "histograms": out / "histograms.npz", "summary": out / "summary.json"}
-    table.drop(columns=["histogram"]).to_csv(paths["csv"], index=False)
+    paths = {"csv": out / "delta.csv", "heads": out / "heads.csv", "histograms": out / "histograms.npz",
+             "summary": out / "summary.json"}
+    table.drop(columns=["histogram", "clamped_histogram"], errors="ignore").to_csv(paths["csv"], index=False)
+    heads = pd.DataFrame(table.attrs.get("heads", []), columns=HEAD_COLUMNS)
+    heads.to_csv(paths["heads"], index=False)
+    empty = np.zeros((0, table.attrs.get("bins", 0)))
     np.savez_compressed(
         paths["histograms"],
-        counts=np.stack(table["histogram"].to_list()) if len(table) else np.zeros((0, table.attrs.get("bins", 0))),
+        counts=np.stack(table["histogram"].to_list()) if len(table) else empty,
+        clamped_counts=np.stack(table["clamped_histogram"].to_list()) if len(table) and "clamped_histogram" in table else empty,
         layer=table["layer"].fillna(-1).to_numpy(dtype=np.int64),
         kind=table["kind"].to_numpy(dtype=str),
         bin_edges=np.asarray(table.attrs.get("bin_edges", [])),
@@ -78,20 +103,41 @@ def write_outputs(table: pd.DataFrame, out: str | Path, *, every: int = 5, plots
     summary = summarize(table)
     document = {
         "sfn_version": __version__,
-        **{k: table.attrs.get(k) for k in ("base", "tuned", "model_type", "num_layers", "selector", "bins", "clip", "eps")},
-        "notes": table.attrs.get("notes", []),
+        **{k: table.attrs.get(k) for k in ("base", "tuned", "model_type", "num_layers", "selector", "bins", "clip", "eps",
+                                            "tol", "spectral")},
+        "finding": shape_sentence(summary, heads),
+        "notes": [*table.attrs.get("notes", []), *clamp_notes(summary)],
         "missing_in_base": table.attrs.get("missing_in_base", []),
         "missing_in_tuned": table.attrs.get("missing_in_tuned", []),
         "kinds": {row["kind"]: {k: v for k, v in row.items() if k != "kind"} for row in summary.to_dict("records")},
+        "o_heads": o_heads(heads).to_dict("records"),
     }
-    paths["summary"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
+    # strict JSON: NaN and infinities (a zero base, non-finite weights) are written as null
+    paths["summary"].write_text(json.dumps(_finite(document), indent=2, default=_json_default, allow_nan=False) + "\n")
     if plots:
         from sfn.stethoscopes.delta.plots import plot_heatmap, plot_histograms, plot_norms
+        from sfn.stethoscopes.delta.plots_heads import plot_clamped_histograms, plot_heads
 
         paths["norms"] = plot_norms(table, out / "norms.png")
         paths["histograms_png"] = plot_histograms(table, out / "histograms.png", every=every)
         paths["heatmap"] = plot_heatmap(table, out / "heatmap.png")
+        if not heads.empty:
+            paths["heads_png"] = plot_heads(heads, out / "heads.png", title=str(table.attrs.get("tuned", "")))
+        if paper_clamp:
+            paths["clamped_png"] = plot_clamped_histograms(table, out / "histograms_clamped.png", every=every)
     return paths
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if value is pd.NA:
+        return None
+    return value
 
 
 def _json_default(value: object) -> object:
