@@ -18,11 +18,12 @@ class DeltaStage:
 
 
 def run_delta(pair: DemoPair, out: Path) -> DeltaStage:
-    """`sfn delta` on the pair, written to `out` (delta.csv, summary.json, norms/histograms/heatmap.png)."""
+    """`sfn delta` on the pair, written to `out` (delta.csv, heads.csv, summary.json, norms/histograms/heatmap/heads.png)."""
     from sfn.stethoscopes.delta import delta, summarize, write_outputs
 
     table = delta(str(pair.base_source), str(pair.tuned_source))
     # Small models get a histogram panel for every layer; large ones every fifth.
     paths = write_outputs(table, out, every=1 if pair.num_layers <= 12 else 5)
-    figures = {name: paths[key] for name, key in (("norms", "norms"), ("histograms", "histograms_png"), ("heatmap", "heatmap"))}
+    figures = {name: paths[key] for name, key in (("norms", "norms"), ("histograms", "histograms_png"), ("heatmap", "heatmap"),
+                                                  ("heads", "heads_png")) if key in paths}
     return DeltaStage(table.drop(columns=["histogram"]), summarize(table), figures)
