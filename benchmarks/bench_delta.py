@@ -48,7 +48,7 @@ for folder in sys.argv[1:]:
             while h.read(64 << 20):
                 pass
 '''
-IMPORT_BASELINE = "import torch, numba, pandas, sfn.delta, sfn.cli"
+IMPORT_BASELINE = "import torch, numba, pandas, sfn.stethoscopes.delta, sfn.cli"
 
 
 def largest_tensor_fp32_gib(shape: str) -> float:
