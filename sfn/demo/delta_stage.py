@@ -26,4 +26,4 @@ def run_delta(pair: DemoPair, out: Path) -> DeltaStage:
     paths = write_outputs(table, out, every=1 if pair.num_layers <= 12 else 5)
     figures = {name: paths[key] for name, key in (("norms", "norms"), ("histograms", "histograms_png"), ("heatmap", "heatmap"),
                                                   ("heads", "heads_png")) if key in paths}
-    return DeltaStage(table.drop(columns=["histogram"]), summarize(table), figures)
+    return DeltaStage(table.drop(columns=["histogram", "clamped_histogram"]), summarize(table), figures)
