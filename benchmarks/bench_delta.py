@@ -23,7 +23,7 @@ import math
 import sys
 import tempfile
 
-from measure import drop_caches, synthetic_pair, timed
+from measure import drop_caches, synthetic_pair, timed, timed_cpu
 
 PAPER_WAY = r'''
 import sys, torch
@@ -73,34 +73,36 @@ def main() -> None:
     baseline_rss /= 1024
     cold = drop_caches()
     print(f"page cache dropped before each run: {cold}; import baseline RSS {baseline_rss:.2f} GiB\n")
-    header = (f"{'pair':14} {'run':8} {'wall s':>8} {'peak GiB':>9} {'above base':>10} {'vs read':>8} {'paper/sfn':>9} "
-              f"{'vs sfn':>7}")
+    header = (f"{'pair':14} {'run':8} {'wall s':>8} {'CPU s':>7} {'peak GiB':>9} {'above base':>10} {'vs read':>8} "
+              f"{'paper/sfn':>9} {'CPU/sfn':>10}")
     print(header)
     print("-" * len(header))
     for shape in args.shapes:
         base, tuned = synthetic_pair(shape)
-        runs = {}
-        drop_caches()
-        runs["read"] = timed([python, "-c", READ_ALL, str(base), str(tuned)])
-        command = [python, "-m", "sfn.cli", "delta", str(base), str(tuned), "--no-plots", "--out"]
-        with tempfile.TemporaryDirectory() as out:
+        runs: dict[str, tuple[float, float, float]] = {}
+
+        def run(name: str, command: list[str]) -> None:
+            """Time one run and print its row at once (CPU ratios: robust to a loaded machine)."""
             drop_caches()
-            runs["sfn"] = timed([*command, out])
-            if args.baseline:
-                drop_caches()
-                runs["old"] = timed(["env", f"PYTHONPATH={args.baseline}", *command, out])
-            if args.spectral:
-                drop_caches()
-                runs["spectral"] = timed([*command, out, "--spectral"])
-        if not args.skip_paper:
-            drop_caches()
-            runs["paper"] = timed([python, "-c", PAPER_WAY, str(base), str(tuned)])
-        for name, (wall, rss_mib) in runs.items():
+            runs[name] = timed_cpu(command)
+            wall, rss_mib, cpu = runs[name]
             rss = rss_mib / 1024
             vs_read = f"{wall / runs['read'][0]:.2f}x" if name != "read" else ""
-            speedup = f"{runs['paper'][0] / wall:.1f}x" if name == "sfn" and "paper" in runs else ""
-            vs_sfn = f"{wall / runs['sfn'][0]:.2f}x" if name in ("old", "spectral") else ""
-            print(f"{shape:14} {name:8} {wall:8.2f} {rss:9.2f} {rss - baseline_rss:10.2f} {vs_read:>8} {speedup:>9} {vs_sfn:>7}")
+            speedup = f"{runs['paper'][0] / runs['sfn'][0]:.1f}x" if name == "paper" and "sfn" in runs else ""
+            vs_sfn = f"{cpu / runs['sfn'][2]:.2f}x" if name in ("old", "spectral") else ""
+            print(f"{shape:14} {name:8} {wall:8.2f} {cpu:7.2f} {rss:9.2f} {rss - baseline_rss:10.2f} {vs_read:>8} "
+                  f"{speedup:>9} {vs_sfn:>10}")
+
+        run("read", [python, "-c", READ_ALL, str(base), str(tuned)])
+        command = [python, "-m", "sfn.cli", "delta", str(base), str(tuned), "--no-plots", "--out"]
+        with tempfile.TemporaryDirectory() as out:
+            run("sfn", [*command, out])
+            if args.baseline:
+                run("old", ["env", f"PYTHONPATH={args.baseline}", *command, out])
+            if args.spectral:
+                run("spectral", [*command, out, "--spectral"])
+        if not args.skip_paper:
+            run("paper", [python, "-c", PAPER_WAY, str(base), str(tuned)])
         limit = 3 * largest_tensor_fp32_gib(shape)
         print(f"{shape:14} target: sfn above baseline <= 3 x largest tensor in fp32 = {limit:.2f} GiB\n")
 
