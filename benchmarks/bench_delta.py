@@ -8,8 +8,12 @@ benchmarks/work/), three runs, each from a cold page cache (caches dropped; need
            with torch on the whole state dicts (norms, relative change, histogram)
 Wall time and peak RSS come from /usr/bin/time -v around each subprocess. Peak memory above the
 Python/torch/numba import baseline is compared with the largest single tensor in float32.
+Optional runs, measured in the same invocation so that their ratios share the machine's load:
+  old      - `--baseline DIR`: the same `sfn delta` with DIR (a checkout of older sfn) first on PYTHONPATH
+  spectral - `--spectral`: `sfn delta --spectral --no-plots` (randomized SVD of every 2-D update)
+`--warm` keeps the page cache (a CPU comparison on a machine where dropping caches is not wanted).
 
-    python benchmarks/bench_delta.py [--shapes qwen2.5-0.5b qwen2.5-1.5b]
+    python benchmarks/bench_delta.py [--shapes qwen2.5-0.5b qwen2.5-1.5b] [--baseline DIR] [--spectral] [--warm]
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import math
 import sys
 import tempfile
 
-from measure import drop_caches, synthetic_pair, timed
+from measure import drop_caches, synthetic_pair, timed, timed_cpu
 
 PAPER_WAY = r'''
 import sys, torch
@@ -57,31 +61,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=["qwen2.5-0.5b", "qwen2.5-1.5b"])
     parser.add_argument("--skip-paper", action="store_true", help="skip the (slow, memory-hungry) paper baseline")
+    parser.add_argument("--baseline", help="a checkout of older sfn to time the same command with (run 'old')")
+    parser.add_argument("--spectral", action="store_true", help="also time `sfn delta --spectral`")
+    parser.add_argument("--warm", action="store_true", help="keep the page cache between runs")
     args = parser.parse_args()
     python = sys.executable
+    global drop_caches
+    if args.warm:
+        drop_caches = lambda: False  # noqa: E731
     _, baseline_rss = timed([python, "-c", IMPORT_BASELINE])
     baseline_rss /= 1024
     cold = drop_caches()
     print(f"page cache dropped before each run: {cold}; import baseline RSS {baseline_rss:.2f} GiB\n")
-    header = f"{'pair':14} {'run':6} {'wall s':>8} {'peak GiB':>9} {'above base':>10} {'vs read':>8} {'paper/sfn':>9}"
+    header = (f"{'pair':14} {'run':8} {'wall s':>8} {'CPU s':>7} {'peak GiB':>9} {'above base':>10} {'vs read':>8} "
+              f"{'paper/sfn':>9} {'CPU/sfn':>10}")
     print(header)
     print("-" * len(header))
     for shape in args.shapes:
         base, tuned = synthetic_pair(shape)
-        runs = {}
-        drop_caches()
-        runs["read"] = timed([python, "-c", READ_ALL, str(base), str(tuned)])
-        with tempfile.TemporaryDirectory() as out:
+        runs: dict[str, tuple[float, float, float]] = {}
+
+        def run(name: str, command: list[str]) -> None:
+            """Time one run and print its row at once (CPU ratios: robust to a loaded machine)."""
             drop_caches()
-            runs["sfn"] = timed([python, "-m", "sfn.cli", "delta", str(base), str(tuned), "--out", out, "--no-plots"])
-        if not args.skip_paper:
-            drop_caches()
-            runs["paper"] = timed([python, "-c", PAPER_WAY, str(base), str(tuned)])
-        for name, (wall, rss_mib) in runs.items():
+            runs[name] = timed_cpu(command)
+            wall, rss_mib, cpu = runs[name]
             rss = rss_mib / 1024
             vs_read = f"{wall / runs['read'][0]:.2f}x" if name != "read" else ""
-            speedup = f"{runs['paper'][0] / wall:.1f}x" if name == "sfn" and "paper" in runs else ""
-            print(f"{shape:14} {name:6} {wall:8.2f} {rss:9.2f} {rss - baseline_rss:10.2f} {vs_read:>8} {speedup:>9}")
+            speedup = f"{runs['paper'][0] / runs['sfn'][0]:.1f}x" if name == "paper" and "sfn" in runs else ""
+            vs_sfn = f"{cpu / runs['sfn'][2]:.2f}x" if name in ("old", "spectral") else ""
+            print(f"{shape:14} {name:8} {wall:8.2f} {cpu:7.2f} {rss:9.2f} {rss - baseline_rss:10.2f} {vs_read:>8} "
+                  f"{speedup:>9} {vs_sfn:>10}")
+
+        run("read", [python, "-c", READ_ALL, str(base), str(tuned)])
+        command = [python, "-m", "sfn.cli", "delta", str(base), str(tuned), "--no-plots", "--out"]
+        with tempfile.TemporaryDirectory() as out:
+            run("sfn", [*command, out])
+            if args.baseline:
+                run("old", ["env", f"PYTHONPATH={args.baseline}", *command, out])
+            if args.spectral:
+                run("spectral", [*command, out, "--spectral"])
+        if not args.skip_paper:
+            run("paper", [python, "-c", PAPER_WAY, str(base), str(tuned)])
         limit = 3 * largest_tensor_fp32_gib(shape)
         print(f"{shape:14} target: sfn above baseline <= 3 x largest tensor in fp32 = {limit:.2f} GiB\n")
 

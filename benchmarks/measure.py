@@ -39,3 +39,16 @@ def timed(command: list[str]) -> tuple[float, float]:
     hours, minutes, seconds = (float(x) if x else 0.0 for x in wall.groups())
     rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)[1])
     return hours * 3600 + minutes * 60 + seconds, rss_kib / 1024
+
+
+def timed_cpu(command: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MiB, user + system CPU seconds) of a child process. On a shared,
+    loaded machine CPU seconds compare runs better than wall time, which includes waiting for a core."""
+    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"{' '.join(command)[:200]} failed:\n{result.stderr[-3000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
+    hours, minutes, seconds = (float(x) if x else 0.0 for x in wall.groups())
+    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)[1])
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", result.stderr)[1]) for kind in ("User", "System"))
+    return hours * 3600 + minutes * 60 + seconds, rss_kib / 1024, cpu

@@ -105,10 +105,14 @@ def modules_command(model: str, select: str | None, layers: str | None, selected
 @click.option("--clip", default="-1,1", show_default=True, help="Histogram range of the relative change, LOW,HIGH.")
 @click.option("--eps", default=1e-8, show_default=True, help="r = (W_R - W_B) / (|W_B| + eps).")
 @click.option("--every", default=5, show_default=True, help="histograms.png shows every k-th layer.")
+@click.option("--tol", default=1e-3, show_default=True, help="moved_share counts |W_R - W_B| > tol x |W_B|.")
+@click.option("--spectral", is_flag=True, help="Also the top singular values of each 2-D update (randomized SVD).")
+@click.option("--paper-clamp", is_flag=True, help="Also draw the paper's clamped histograms next to sfn's.")
 @click.option("--no-plots", is_flag=True, help="Skip the figures.")
 @pickle_option
 @report_errors(kept="--out holds only the files finished before the interrupt (the tables come before the figures)")
-def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, no_plots, allow_pickle) -> None:
+def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, tol, spectral, paper_clamp, no_plots,
+                  allow_pickle) -> None:
     """How far TUNED's weights moved from BASE's, per layer and module (the Delta stethoscope)."""
     from sfn.io.guard import guard_output
     from sfn.stethoscopes.delta import delta, ranking_text, summarize, write_outputs
@@ -118,8 +122,9 @@ def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, no_p
         low, high = (float(x) for x in clip.split(","))
     except ValueError:
         raise SfnError(f"--clip must be LOW,HIGH like -1,1 (got {clip!r})") from None
-    result = delta(base, tuned, select, layers=layers, bins=bins, clip=(low, high), eps=eps, allow_pickle=allow_pickle)
-    paths = write_outputs(result, out, every=every, plots=not no_plots)
+    result = delta(base, tuned, select, layers=layers, bins=bins, clip=(low, high), eps=eps, allow_pickle=allow_pickle,
+                   tol=tol, spectral=spectral)
+    paths = write_outputs(result, out, every=every, plots=not no_plots, paper_clamp=paper_clamp)
     click.echo(f"delta: {tuned} vs {base} ({result.summary['model_type']}, {result.summary['num_layers']} layers, "
                f"{len(result.table)} modules)\n")
     click.echo(ranking_text(summarize(result)))

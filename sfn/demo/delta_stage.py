@@ -18,11 +18,12 @@ class DeltaStage:
 
 
 def run_delta(pair: DemoPair, out: Path) -> DeltaStage:
-    """`sfn delta` on the pair, written to `out` (delta.csv, summary.json, norms/histograms/heatmap.png)."""
+    """`sfn delta` on the pair, written to `out` (delta.csv, heads.csv, summary.json, norms/histograms/heatmap/heads.png)."""
     from sfn.stethoscopes.delta import delta, summarize, write_outputs
 
     result = delta(str(pair.base_source), str(pair.tuned_source))
     # Small models get a histogram panel for every layer; large ones every fifth.
     paths = write_outputs(result, out, every=1 if pair.num_layers <= 12 else 5)
-    figures = {name: paths[key] for name, key in (("norms", "norms"), ("histograms", "histograms_png"), ("heatmap", "heatmap"))}
-    return DeltaStage(result.table.drop(columns=["histogram"]), summarize(result), figures)
+    figures = {name: paths[key] for name, key in (("norms", "norms"), ("histograms", "histograms_png"), ("heatmap", "heatmap"),
+                                                  ("heads", "heads_png")) if key in paths}
+    return DeltaStage(result.table.drop(columns=["histogram", "clamped_histogram"], errors="ignore"), summarize(result), figures)

@@ -26,6 +26,7 @@ class DemoData:
     destruction: pd.DataFrame
     freeze: pd.DataFrame | None = None
     freeze_losses: dict[str, pd.DataFrame] = field(default_factory=dict)
+    delta_finding: str = ""  # summary.json's sentence on how the kinds changed (sparsity, rank, heads)
 
     @property
     def pair(self) -> dict[str, Any]:
@@ -51,6 +52,8 @@ def load_demo(folder: str | Path) -> DemoData:
     delta_table = pd.read_csv(folder / index["delta"]["table"])
     delta_table["layer"] = delta_table["layer"].astype("Int64")
     freeze = index.get("freeze")
+    summary_path = folder / index["delta"].get("summary", "delta/summary.json")
+    finding = json.loads(summary_path.read_text()).get("finding", "") if summary_path.is_file() else ""
     return DemoData(
         folder=folder,
         index=index,
@@ -62,4 +65,5 @@ def load_demo(folder: str | Path) -> DemoData:
         destruction=pd.read_csv(folder / index["destruction"]["table"], keep_default_na=False),
         freeze=pd.read_csv(folder / freeze["table"]) if freeze else None,
         freeze_losses={preset: pd.read_csv(folder / path) for preset, path in freeze["losses"].items()} if freeze else {},
+        delta_finding=finding,
     )

@@ -74,8 +74,10 @@ def delta_section(data: DemoData) -> Section:
         ("norms", "Absolute and relative change of each module kind per layer"),
         ("heatmap", "Relative change, layer x module kind"),
         ("histograms", "Histograms of the element-wise relative change"),
+        ("heads", "Each attention head's share of its layer's q, k, v and o change"),
     ) if name in data.delta_figures]
-    return Section("Delta", "How far each module of R moved from B, relative to its size.",
+    intro = "How far each module of R moved from B, relative to its size."
+    return Section("Delta", f"{intro} {data.delta_finding}" if data.delta_finding else intro,
                    delta_verdict(ranking), [("Ranking of module kinds", table)], figures)
 
 

@@ -8,6 +8,8 @@ size; the kernel reads the memory-mapped bytes directly while the OS reads ahead
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +18,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from sfn.stethoscopes.delta.heads import HEAD_COLUMNS, HeadAccumulator, head_layout, heads_table
+from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS, spectral_stats
 from sfn.stethoscopes.delta.stats import ChangeAccumulator
 from sfn.errors import SfnErrors
 from sfn.io import Checkpoint
@@ -26,6 +30,7 @@ from sfn.registry.kinds import KINDS
 DEFAULT_BINS = 2001  # fine enough (0.001 over [-1, 1]) for the figure to zoom into small changes
 DEFAULT_CLIP = (-1.0, 1.0)
 DEFAULT_EPS = 1e-8
+DEFAULT_TOL = 1e-3  # moved_share counts |W_R - W_B| > tol x |W_B|
 BLOCK_ELEMENTS = 1 << 24  # elements per streamed block: 32 MiB of bf16 pages at a time
 RESULT_COLUMNS = [
     "layer",
@@ -42,10 +47,17 @@ RESULT_COLUMNS = [
     "bimodality_coef",
     "centre_share",
     "bimodal",
+    "changed_share",
+    "moved_share",
+    "edge_share",
+    "clamped_bimodality_coef",
+    "clamp_bimodal",
+    "nonfinite",
     "numel",
     "tensors",
     "note",
     "histogram",
+    "clamped_histogram",
 ]
 
 
@@ -57,6 +69,7 @@ class DeltaOptions:
     clip: tuple[float, float] = DEFAULT_CLIP
     eps: float = DEFAULT_EPS
     block_elements: int = BLOCK_ELEMENTS
+    tol: float = DEFAULT_TOL
 
     def __post_init__(self) -> None:
         problems = []
@@ -66,6 +79,8 @@ class DeltaOptions:
             problems.append(f"clip must be (low, high) with low < high (got {self.clip!r})")
         if not self.eps > 0:
             problems.append(f"eps must be > 0 (got {self.eps!r}); it keeps r finite where W_B is 0")
+        if not self.tol >= 0:
+            problems.append(f"tol must be >= 0 (got {self.tol!r}); moved_share counts |W_R - W_B| > tol x |W_B|")
         if self.block_elements < 1:
             problems.append(f"block_elements must be >= 1 (got {self.block_elements!r})")
         if problems:
@@ -94,12 +109,14 @@ class _Plan:
 @dataclass(repr=False)
 class DeltaResult:
     """What `delta` measured: `table` (a plain DataFrame, one row per layer and module kind), `summary`
-    (base, tuned, model_type, num_layers, selector, bins, clip, eps, missing_in_base,
-    missing_in_tuned) and `notes` (vocabulary differences, tied embeddings, missing tensors)."""
+    (base, tuned, model_type, num_layers, selector, bins, clip, eps, tol, spectral, missing_in_base,
+    missing_in_tuned), `notes` (vocabulary differences, tied embeddings, missing tensors, non-finite
+    values, zero bases) and `heads` (one row per attention head of q, k, v and o; see `heads_table`)."""
 
     table: pd.DataFrame
     summary: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    heads: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HEAD_COLUMNS))
 
     @property
     def bin_edges(self) -> np.ndarray:
@@ -122,6 +139,8 @@ def delta(
     progress: bool = True,
     allow_pickle: bool = False,
     block_elements: int = BLOCK_ELEMENTS,
+    tol: float = DEFAULT_TOL,
+    spectral: bool = False,
 ) -> DeltaResult:
     """How far `tuned` moved from `base`: `.table` has one row per (layer, module kind).
 
@@ -132,13 +151,27 @@ def delta(
     `bimodality_coef` (Sarle's), `centre_share` (share of r within a quarter std of its mean),
     `bimodal` (coefficient > 5/9 and a valley at the mean: centre_share <= 0.1), `numel`, `tensors`, `note` and
     `histogram` (counts of r in `bins` bins over `clip`; edges in `.bin_edges`).
+
+    How it changed: `changed_share` (elements whose stored bits differ), `moved_share` (finite
+    elements with |W_R - W_B| > `tol` x |W_B|), `edge_share` (elements the paper's clamping of r to
+    `clip` puts into the two outermost bins), `clamped_bimodality_coef` (Sarle's coefficient of the
+    clamped r), `clamp_bimodal` (under clamping the tallest bar is an end bin), `clamped_histogram`
+    (the paper's histogram), and `nonfinite` (element pairs holding NaN or inf, left out of every
+    other statistic). A module whose base is all zeros has `rel_norm` nan, with a note.
+    With `spectral`, per 2-D weight: `sv1_share`, `energy_at_8`, `energy_at_64`, `stable_rank`,
+    `base_subspace_share` (see `sfn.stethoscopes.delta.spectral`; one tensor in memory at a time).
+
+    `.notes` lists vocabulary differences, tied embeddings, non-finite values and zero bases;
+    `.heads` has one row per attention head of q, k, v and o (`layer, kind, head, query_heads,
+    abs_norm, rel_norm, share`).
     """
-    options = DeltaOptions(bins, tuple(clip), eps, block_elements)
+    options = DeltaOptions(bins, tuple(clip), eps, block_elements, tol)
     selector = select if isinstance(select, Selector) else Selector.parse(select, layers)
     with opened(base, allow_pickle=allow_pickle) as base_ckpt, opened(tuned, allow_pickle=allow_pickle) as tuned_ckpt:
         base_map, tuned_map = check_compatible(base_ckpt, tuned_ckpt)
         plan = plan_pairs(base_map, tuned_map, selector, base_ckpt.source, tuned_ckpt.source)
-        results = _stream(base_ckpt, tuned_ckpt, plan.pairs, options, progress)
+        streamed = _stream(base_ckpt, tuned_ckpt, plan.pairs, options, progress, spectral)
+        plan.notes.extend(streamed.notes)
         summary = {
             "base": base_ckpt.source,
             "tuned": tuned_ckpt.source,
@@ -148,10 +181,13 @@ def delta(
             "bins": options.bins,
             "clip": list(options.clip),
             "eps": options.eps,
+            "tol": options.tol,
+            "spectral": spectral,
             "missing_in_base": plan.missing_in_base,
             "missing_in_tuned": plan.missing_in_tuned,
         }
-        return DeltaResult(_table(results, plan, base_map), summary, plan.notes)
+        table = _table(streamed, plan, base_map, spectral)
+        return DeltaResult(table, summary, plan.notes, heads_table(streamed.heads))
 
 
 def check_compatible(base: Checkpoint, tuned: Checkpoint) -> tuple[ModuleMap, ModuleMap]:
@@ -211,16 +247,32 @@ def plan_pairs(base_map: ModuleMap, tuned_map: ModuleMap, selector: Selector, ba
     return plan
 
 
+@dataclass
+class _Module:
+    accumulator: ChangeAccumulator
+    tensors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    nonfinite: dict[str, int] = field(default_factory=dict)  # tensor -> non-finite element pairs
+    spectral: dict[str, float] | None = None
+
+
+@dataclass
+class _Streamed:
+    modules: dict[tuple[int | None, str], _Module]
+    heads: list[HeadAccumulator]
+    notes: list[str]
+
+
 def _stream(
-    base: Checkpoint, tuned: Checkpoint, pairs: list[_Pair], options: DeltaOptions, progress: bool
-) -> dict[tuple[int | None, str], tuple[ChangeAccumulator, list[str], list[str]]]:
+    base: Checkpoint, tuned: Checkpoint, pairs: list[_Pair], options: DeltaOptions, progress: bool, spectral: bool
+) -> _Streamed:
     """Feed every pair's blocks to its module's accumulator, in storage order, releasing pages as we go."""
-    from sfn.registry import iter_part_blocks
+    from sfn.registry import iter_part_blocks, read_part
 
     order = {name: i for i, name in enumerate(base.tensors())}
     pairs = sorted(pairs, key=lambda p: order[p.base.tensor])
     last_use = {p.base.tensor: i for i, p in enumerate(pairs)}
-    modules: dict[tuple[int | None, str], tuple[ChangeAccumulator, list[str], list[str]]] = {}
+    streamed = _Streamed({}, [], [])
     total = sum(_pair_bytes(base, tuned, p) for p in pairs)
     with tqdm(total=total, unit="B", unit_scale=True, desc="delta", disable=not progress, leave=False) as bar:
         for i, pair in enumerate(pairs):
@@ -229,23 +281,41 @@ def _stream(
                 base.prefetch(upcoming.base.tensor)
                 tuned.prefetch(upcoming.tuned.tensor)
             module_key = (pair.base.layer, pair.base.kind)
-            if module_key not in modules:
-                modules[module_key] = (ChangeAccumulator(options.bins, options.clip, options.eps), [], [])
-            accumulator, tensors, notes = modules[module_key]
+            if module_key not in streamed.modules:
+                streamed.modules[module_key] = _Module(ChangeAccumulator(options.bins, options.clip, options.eps, options.tol))
+            module = streamed.modules[module_key]
+            accumulator = module.accumulator
+            layout, why_not = head_layout(base.config, pair.base)
+            heads = HeadAccumulator(pair.base, layout) if layout is not None else None
+            if why_not and why_not not in streamed.notes:
+                streamed.notes.append(f"no per-head rows: {why_not}")
+            nonfinite_before = accumulator.nonfinite
             blocks = zip(
                 iter_part_blocks(base, pair.base, options.block_elements, pair.row_limit),
                 iter_part_blocks(tuned, pair.tuned, options.block_elements, pair.row_limit),
             )
             for base_block, tuned_block in blocks:
                 accumulator.update(base_block, tuned_block)
-            tensors.append(pair.base.tensor)
+                if heads is not None:
+                    heads.update(base_block, tuned_block)
+            if heads is not None:
+                streamed.heads.append(heads)
+            if accumulator.nonfinite > nonfinite_before:
+                module.nonfinite[pair.base.tensor] = accumulator.nonfinite - nonfinite_before
+            if spectral and pair.base.param == "weight" and len(pair.base.shape) == 2:
+                if module.spectral is None:
+                    rows = slice(0, pair.row_limit)
+                    module.spectral = spectral_stats(read_part(base, pair.base)[rows], read_part(tuned, pair.tuned)[rows])
+                else:
+                    module.notes.append(f"spectral columns describe the first weight only, not {pair.base.tensor}")
+            module.tensors.append(pair.base.tensor)
             if pair.row_limit is not None:
-                notes.append(f"compared the first {pair.row_limit} rows (vocabulary sizes differ)")
+                module.notes.append(f"compared the first {pair.row_limit} rows (vocabulary sizes differ)")
             if last_use[pair.base.tensor] == i:
                 base.release(pair.base.tensor)
                 tuned.release(pair.tuned.tensor)
             bar.update(_pair_bytes(base, tuned, pair))
-    return modules
+    return streamed
 
 
 def _pair_bytes(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> int:
@@ -254,16 +324,34 @@ def _pair_bytes(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> int:
     ).dtype.itemsize
 
 
-def _table(modules: dict, plan: _Plan, base_map: ModuleMap) -> pd.DataFrame:
+def _table(streamed: _Streamed, plan: _Plan, base_map: ModuleMap, spectral: bool) -> pd.DataFrame:
     rows = []
-    for (layer, kind), (accumulator, tensors, notes) in modules.items():
-        row = {"layer": layer, "kind": kind, **accumulator.result()}
-        row["tensors"] = ";".join(dict.fromkeys(tensors))
+    for (layer, kind), module in streamed.modules.items():
+        row = {"layer": layer, "kind": kind, **module.accumulator.result()}
+        notes = list(module.notes)
+        if row["nonfinite"]:
+            notes.append(f"{row['nonfinite']} element pairs hold NaN or inf and are left out of the statistics")
+            plan.notes.append(
+                "non-finite values (NaN or inf), left out of the statistics: "
+                + ", ".join(f"{name} ({count} elements)" for name, count in module.nonfinite.items())
+            )
+        if row["base_norm"] == 0:
+            notes.append("rel_norm is undefined: the base weights are all zero")
+            plan.notes.append(f"{';'.join(dict.fromkeys(module.tensors))}: the base is all zeros, so rel_norm is null")
+        if spectral:
+            row.update(module.spectral or dict.fromkeys(SPECTRAL_COLUMNS, math.nan))
+        row["tensors"] = ";".join(dict.fromkeys(module.tensors))
         row["note"] = "; ".join(dict.fromkeys(notes))
         rows.append(row)
-    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    columns = RESULT_COLUMNS if not spectral else _with_spectral(RESULT_COLUMNS)
+    table = pd.DataFrame(rows, columns=columns)
     table["layer"] = table["layer"].astype("Int64")
     return sort_modules(table, base_map.num_layers)
+
+
+def _with_spectral(columns: list[str]) -> list[str]:
+    at = columns.index("numel")
+    return [*columns[:at], *SPECTRAL_COLUMNS, *columns[at:]]
 
 
 def sort_modules(table: pd.DataFrame, num_layers: int) -> pd.DataFrame:

@@ -1,8 +1,10 @@
 """The Delta stethoscope's inner loop: one fused, parallel pass over a block of weights.
 
 For each element pair it decodes the stored value (bfloat16 bits, or float32) and updates every
-statistic at once: squared norms, dot product, max |delta|, the relative-change histogram and the
-power sums of the in-range relative changes. Reading straight from the memory-mapped file with no
+statistic at once: squared norms, dot product, max |delta|, the relative-change histogram, the
+power sums of the in-range relative changes, and three exact counts: pairs whose stored bits differ,
+pairs that moved by more than `tol` x |W_B|, and pairs holding a NaN or an infinity. A non-finite pair
+is left out of every other statistic (it is counted above the range, which `stats` takes back off). Reading straight from the memory-mapped file with no
 intermediate tensors is what keeps `sfn delta` near the speed of reading the bytes; the equivalent
 torch code makes about ten passes over memory.
 
@@ -20,8 +22,9 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 # Column order of the per-thread sums the kernel fills.
-BASE_SQ, TUNED_SQ, DIFF_SQ, DOT, MAX_ABS, R_N, R_S1, R_S2, R_S3, R_S4 = range(10)
-N_SUMS = 10
+BASE_SQ, TUNED_SQ, DIFF_SQ, DOT, MAX_ABS, R_N, R_S1, R_S2, R_S3, R_S4, CHANGED, MOVED, NONFINITE = range(13)
+N_SUMS = 13
+EXPONENT = np.uint32(0x7F800000)  # all exponent bits set: an infinity or a NaN (float32 bits)
 CHUNK = 256
 _VECTOR = {"reassoc", "contract", "nsz"}  # reassociation lets the compiler vectorize the reductions
 
@@ -53,8 +56,8 @@ def _decode_overload(src, start, count, out):
 # nnan lets the compiler vectorize the max; NaN weights then give meaningless sums but never a bad
 # index: the bins are computed in `_moments_and_bins`, which keeps NaN semantics.
 @njit(fastmath=_VECTOR | {"nnan"})
-def _norms_and_relative(base, tuned, relative, eps):  # pragma: no cover - compiled
-    base_sq = tuned_sq = diff_sq = dot = largest = np.float32(0)
+def _norms_and_relative(base, tuned, relative, eps, tol):  # pragma: no cover - compiled
+    base_sq = tuned_sq = diff_sq = dot = largest = moved = np.float32(0)
     for j in range(base.size):
         b = base[j]
         v = tuned[j]
@@ -64,8 +67,38 @@ def _norms_and_relative(base, tuned, relative, eps):  # pragma: no cover - compi
         diff_sq += d * d
         dot += b * v
         largest = max(largest, abs(d))
+        moved += np.float32(1) if abs(d) > tol * abs(b) else np.float32(0)
         relative[j] = d / (abs(b) + eps)
-    return base_sq, tuned_sq, diff_sq, dot, largest
+    return base_sq, tuned_sq, diff_sq, dot, largest, moved
+
+
+@njit
+def _bit_counts(base_bits, tuned_bits, count):  # pragma: no cover - compiled
+    """(pairs whose float32 bits differ, pairs with a NaN or inf): integer tests, immune to fastmath."""
+    changed = nonfinite = 0
+    for j in range(count):
+        a = base_bits[j]
+        c = tuned_bits[j]
+        changed += a != c
+        nonfinite += ((a & EXPONENT) == EXPONENT) | ((c & EXPONENT) == EXPONENT)
+    return changed, nonfinite
+
+
+@njit
+def _drop_nonfinite(base_bits, tuned_bits, count, flags):  # pragma: no cover - compiled
+    """Zero the non-finite pairs, so that they add nothing to the sums, and flag them."""
+    for j in range(count):
+        flags[j] = ((base_bits[j] & EXPONENT) == EXPONENT) | ((tuned_bits[j] & EXPONENT) == EXPONENT)
+        if flags[j]:
+            base_bits[j] = np.uint32(0)
+            tuned_bits[j] = np.uint32(0)
+
+
+@njit
+def _mark_nonfinite(relative, count, flags):  # pragma: no cover - compiled
+    for j in range(count):
+        if flags[j]:
+            relative[j] = np.float32(np.nan)  # binned above the range; stats takes it back off
 
 
 @njit(fastmath=_VECTOR)
@@ -92,29 +125,38 @@ def _moments_and_bins(relative, bin_of, lo, hi, scale, bins):  # pragma: no cove
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _accumulate(base, tuned, eps, lo, hi, sums, hist):  # pragma: no cover - compiled
+def _accumulate(base, tuned, eps, tol, lo, hi, sums, hist):  # pragma: no cover - compiled
     n = base.size
     threads = sums.shape[0]
     bins = hist.shape[1] - 2
     scale = np.float32(bins / (hi - lo))
-    eps32, lo32, hi32 = np.float32(eps), np.float32(lo), np.float32(hi)
+    eps32, tol32, lo32, hi32 = np.float32(eps), np.float32(tol), np.float32(lo), np.float32(hi)
     per_thread = (n + threads - 1) // threads
     for t in prange(threads):
         base_bits = np.empty(CHUNK, np.uint32)
         tuned_bits = np.empty(CHUNK, np.uint32)
         relative = np.empty(CHUNK, np.float32)
         bin_of = np.empty(CHUNK, np.int32)
+        flags = np.empty(CHUNK, np.bool_)
         stop = min(n, (t + 1) * per_thread)
         for start in range(t * per_thread, stop, CHUNK):
             count = min(CHUNK, stop - start)
             b = _decode(base, start, count, base_bits)
             v = _decode(tuned, start, count, tuned_bits)
-            base_sq, tuned_sq, diff_sq, dot, largest = _norms_and_relative(b, v, relative[:count], eps32)
+            changed, nonfinite = _bit_counts(base_bits, tuned_bits, count)
+            sums[t, CHANGED] += changed
+            sums[t, NONFINITE] += nonfinite
+            if nonfinite:
+                _drop_nonfinite(base_bits, tuned_bits, count, flags)
+            base_sq, tuned_sq, diff_sq, dot, largest, moved = _norms_and_relative(b, v, relative[:count], eps32, tol32)
+            if nonfinite:
+                _mark_nonfinite(relative, count, flags)
             sums[t, BASE_SQ] += base_sq
             sums[t, TUNED_SQ] += tuned_sq
             sums[t, DIFF_SQ] += diff_sq
             sums[t, DOT] += dot
             sums[t, MAX_ABS] = max(sums[t, MAX_ABS], largest)
+            sums[t, MOVED] += moved
             r_n, r_s1, r_s2, r_s3, r_s4 = _moments_and_bins(relative[:count], bin_of, lo32, hi32, scale, bins)
             sums[t, R_N] += r_n
             sums[t, R_S1] += r_s1
@@ -136,11 +178,19 @@ def as_kernel_array(block: torch.Tensor) -> np.ndarray:
 
 
 def accumulate(
-    base: torch.Tensor, tuned: torch.Tensor, eps: float, clip: tuple[float, float], sums: np.ndarray, hist: np.ndarray
+    base: torch.Tensor,
+    tuned: torch.Tensor,
+    eps: float,
+    clip: tuple[float, float],
+    sums: np.ndarray,
+    hist: np.ndarray,
+    tol: float = 1e-3,
 ) -> None:
     """Add one block pair to `sums` (threads x N_SUMS float64) and `hist` (threads x bins+2 int64).
 
-    `hist[:, 0]` and `hist[:, -1]` count relative changes below and above the clip range.
+    `hist[:, 0]` and `hist[:, -1]` count relative changes below and above the clip range (the last
+    also counts the non-finite pairs, `sums[:, NONFINITE]`). A pair counts as moved when
+    |W_R - W_B| > tol x |W_B|.
     """
     if base.numel() != tuned.numel():
         raise ValueError(f"block sizes differ: {base.numel()} vs {tuned.numel()}")
@@ -148,7 +198,7 @@ def accumulate(
     if base_array.dtype != tuned_array.dtype:  # e.g. bf16 base, fp32 tune
         base_array = as_kernel_array(base.to(torch.float32))
         tuned_array = as_kernel_array(tuned.to(torch.float32))
-    _accumulate(base_array, tuned_array, float(eps), float(clip[0]), float(clip[1]), sums, hist)
+    _accumulate(base_array, tuned_array, float(eps), float(tol), float(clip[0]), float(clip[1]), sums, hist)
 
 
 def new_buffers(bins: int) -> tuple[np.ndarray, np.ndarray]:

@@ -50,6 +50,13 @@ def centre_share(fine: np.ndarray, clip: tuple[float, float], mean: float, std: 
     return float(fine[max(first, 0) : min(last, len(fine) - 1) + 1].sum() / total)
 
 
+def clamped_bimodality(n: float, s: np.ndarray, below: float, above: float, clip: tuple[float, float]) -> float:
+    """Sarle's coefficient of r clamped to `clip`, as the paper's code histograms it: exact, from the
+    in-range power sums `s` (s1..s4) plus the clamped values, which all sit on the clip's ends."""
+    lo, hi = clip
+    return bimodality_coefficient(n, *(s[k - 1] + below * lo**k + above * hi**k for k in range(1, 5)))
+
+
 @dataclass
 class ChangeAccumulator:
     """Everything the Delta stethoscope reports about one module, fed one block pair at a time."""
@@ -57,6 +64,7 @@ class ChangeAccumulator:
     bins: int
     clip: tuple[float, float]
     eps: float
+    tol: float = 1e-3
     numel: int = 0
     sums: np.ndarray = field(init=False)
     hist: np.ndarray = field(init=False)
@@ -67,14 +75,26 @@ class ChangeAccumulator:
 
     def update(self, base: torch.Tensor, tuned: torch.Tensor) -> None:
         """Add one block; both hold the same elements in the same order, in any float dtype."""
-        kernel.accumulate(base, tuned, self.eps, self.clip, self.sums, self.hist)
+        kernel.accumulate(base, tuned, self.eps, self.clip, self.sums, self.hist, self.tol)
         self.numel += base.numel()
+
+    @property
+    def nonfinite(self) -> int:
+        return int(self.sums[:, kernel.NONFINITE].sum())
 
     def result(self) -> dict[str, float | int | bool | np.ndarray]:
         sums = self.sums.sum(axis=0)
         sums[kernel.MAX_ABS] = self.sums[:, kernel.MAX_ABS].max()
-        fine = self.hist.sum(axis=0)[1:-1]
+        counts = self.hist.sum(axis=0)
+        nonfinite = int(sums[kernel.NONFINITE])
+        finite = self.numel - nonfinite
+        below, above = int(counts[0]), int(counts[-1]) - nonfinite  # the kernel bins non-finite pairs above
+        fine = counts[1:-1]
         histogram = fine.reshape(self.bins, self.oversample).sum(axis=1)
+        # the paper's histogram: r clamped into the clip range, so out-of-range values pile up at the ends
+        clamped = histogram.copy()
+        clamped[0] += below
+        clamped[-1] += above
         abs_norm = math.sqrt(sums[kernel.DIFF_SQ])
         base_norm = math.sqrt(sums[kernel.BASE_SQ])
         tuned_norm = math.sqrt(sums[kernel.TUNED_SQ])
@@ -84,23 +104,28 @@ class ChangeAccumulator:
         coefficient = bimodality_coefficient(*sums[kernel.R_N : kernel.R_S4 + 1])
         r_std = math.sqrt(max(r_var, 0.0)) if inside else math.nan
         share = centre_share(fine, self.clip, r_mean, r_std)
-        if base_norm > 0:
-            rel_norm = abs_norm / base_norm
-        else:
-            rel_norm = math.inf if abs_norm > 0 else 0.0
+        clamped_coefficient = clamped_bimodality(finite, sums[kernel.R_S1 : kernel.R_S4 + 1], below, above, self.clip)
         return {
             "numel": self.numel,
             "abs_norm": abs_norm,
-            "rel_norm": rel_norm,
+            "rel_norm": abs_norm / base_norm if base_norm > 0 else math.nan,  # undefined, not inf, for a zero base
             "base_norm": base_norm,
             "tuned_norm": tuned_norm,
             "cosine": sums[kernel.DOT] / (base_norm * tuned_norm) if base_norm * tuned_norm > 0 else math.nan,
             "max_abs_delta": float(sums[kernel.MAX_ABS]),
             "r_mean": r_mean,
             "r_std": r_std,
-            "clipped_share": 1 - inside / self.numel if self.numel else 0.0,
+            "clipped_share": 1 - inside / finite if finite else 0.0,
             "bimodality_coef": coefficient,
             "centre_share": share,
             "bimodal": bool(coefficient > SARLE_THRESHOLD and share <= MAX_CENTRE_SHARE),
+            "changed_share": sums[kernel.CHANGED] / self.numel if self.numel else 0.0,
+            "moved_share": sums[kernel.MOVED] / finite if finite else 0.0,
+            "nonfinite": nonfinite,
+            "edge_share": (clamped[0] + clamped[-1]) / finite if finite else 0.0,
+            "clamped_bimodality_coef": clamped_coefficient,
+            # under clamping the tallest bar stands on a clip end: a pile a reader takes for a mode
+            "clamp_bimodal": bool(finite and max(clamped[0], clamped[-1]) >= clamped[1:-1].max(initial=0)),
             "histogram": histogram.astype(np.int64),
+            "clamped_histogram": clamped.astype(np.int64),
         }

@@ -12,6 +12,8 @@ import pandas as pd
 from sfn import __version__
 from sfn.io.guard import guard_output
 from sfn.stethoscopes.delta.compute import DeltaResult, kinds_in
+from sfn.stethoscopes.delta.findings import clamp_notes, o_heads, shape_sentence
+from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS
 
 
 def summarize(result: DeltaResult | pd.DataFrame) -> pd.DataFrame:
@@ -22,7 +24,7 @@ def summarize(result: DeltaResult | pd.DataFrame) -> pd.DataFrame:
     kinds; `bimodal_layers` those in which its relative-change histogram is bimodal.
     """
     table = result.table if isinstance(result, DeltaResult) else result
-    layered = table[table["layer"].notna()]
+    layered = table[table["layer"].notna() & table["rel_norm"].notna()]  # a zero base has no relative change
     leaders = layered.loc[layered.groupby("layer")["rel_norm"].idxmax()] if not layered.empty else layered
     first_counts = leaders["kind"].value_counts()
     rows = []
@@ -38,6 +40,7 @@ def summarize(result: DeltaResult | pd.DataFrame) -> pd.DataFrame:
                 "first_in_layers": int(first_counts.get(kind, 0)),
                 "bimodal_layers": int(of_kind["bimodal"].sum()),
                 "bimodal": bool(of_kind["bimodal"].mean() > 0.5),
+                **_shape_columns(of_kind),
             }
         )
     summary = pd.DataFrame(rows)
@@ -46,6 +49,19 @@ def summarize(result: DeltaResult | pd.DataFrame) -> pd.DataFrame:
     summary = summary.sort_values("mean_rel_norm", ascending=False, kind="stable").reset_index(drop=True)
     summary.insert(0, "rank", range(1, len(summary) + 1))
     return summary
+
+
+def _shape_columns(of_kind: pd.DataFrame) -> dict[str, float | int]:
+    """How the kind changed (medians over its rows), from the columns the table has."""
+    found: dict[str, float | int] = {}
+    for column in ("changed_share", "moved_share", "edge_share", *SPECTRAL_COLUMNS):
+        if column in of_kind:
+            found[f"median_{column}"] = float(of_kind[column].median())
+    if "clamp_bimodal" in of_kind:
+        found["clamp_bimodal_layers"] = int(of_kind["clamp_bimodal"].astype(bool).sum())
+    if "nonfinite" in of_kind:
+        found["nonfinite"] = int(of_kind["nonfinite"].sum())
+    return found
 
 
 def ranking_text(summary: pd.DataFrame) -> str:
@@ -66,8 +82,11 @@ def ranking_text(summary: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
-def write_outputs(result: DeltaResult, out: str | Path, *, every: int = 5, plots: bool = True) -> dict[str, Path]:
-    """Write delta.csv, histograms.npz, summary.json and (with `plots`) the figures; returns their paths.
+def write_outputs(
+    result: DeltaResult, out: str | Path, *, every: int = 5, plots: bool = True, paper_clamp: bool = False
+) -> dict[str, Path]:
+    """Write delta.csv, heads.csv, histograms.npz, summary.json and (with `plots`) the figures (with
+    `paper_clamp` also histograms_clamped.png: the paper's clamped histograms next to sfn's); returns their paths.
 
     `out` may not be, lie inside or contain either model (`sfn.io.guard`)."""
     # A loaded model's source names it rather than a path; only paths on disk can be overwritten.
@@ -75,12 +94,16 @@ def write_outputs(result: DeltaResult, out: str | Path, *, every: int = 5, plots
     on_disk = [model for model in models if isinstance(model, (str, os.PathLike)) and Path(model).exists()]
     out = guard_output(out, inputs=on_disk, replace=False)
     out.mkdir(parents=True, exist_ok=True)
-    table = result.table
-    paths = {"csv": out / "delta.csv", "histograms": out / "histograms.npz", "summary": out / "summary.json"}
-    table.drop(columns=["histogram"]).to_csv(paths["csv"], index=False)
+    table, heads = result.table, result.heads
+    paths = {"csv": out / "delta.csv", "heads": out / "heads.csv", "histograms": out / "histograms.npz",
+             "summary": out / "summary.json"}
+    table.drop(columns=["histogram", "clamped_histogram"], errors="ignore").to_csv(paths["csv"], index=False)
+    heads.to_csv(paths["heads"], index=False)
+    empty = np.zeros((0, result.summary["bins"]))
     np.savez_compressed(
         paths["histograms"],
-        counts=np.stack(table["histogram"].to_list()) if len(table) else np.zeros((0, result.summary["bins"])),
+        counts=np.stack(table["histogram"].to_list()) if len(table) else empty,
+        clamped_counts=np.stack(table["clamped_histogram"].to_list()) if len(table) and "clamped_histogram" in table else empty,
         layer=table["layer"].fillna(-1).to_numpy(dtype=np.int64),
         kind=table["kind"].to_numpy(dtype=str),
         bin_edges=result.bin_edges,
@@ -89,20 +112,29 @@ def write_outputs(result: DeltaResult, out: str | Path, *, every: int = 5, plots
     document = {
         "sfn_version": __version__,
         **{k: v for k, v in result.summary.items() if k not in ("missing_in_base", "missing_in_tuned")},
-        "notes": result.notes,
+        "finding": shape_sentence(ranking, heads),
+        "notes": [*result.notes, *clamp_notes(ranking)],
         "missing_in_base": result.summary["missing_in_base"],
         "missing_in_tuned": result.summary["missing_in_tuned"],
         "kinds": {row["kind"]: {k: v for k, v in row.items() if k != "kind"} for row in ranking.to_dict("records")},
+        "o_heads": o_heads(heads).to_dict("records"),
     }
-    paths["summary"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
+    # strict JSON: NaN and infinities (a zero base, non-finite weights) are written as null
+    paths["summary"].write_text(json.dumps(_finite(document), indent=2, default=_json_default, allow_nan=False) + "\n")
     if plots:
         from sfn.plotting import save_figure
         from sfn.stethoscopes.delta.plots import delta_figures
+        from sfn.stethoscopes.delta.plots_heads import plot_clamped_histograms, plot_heads
 
-        for name, figure in delta_figures(_with_figure_attrs(result), every=every).items():
+        figure_table = _with_figure_attrs(result)
+        for name, figure in delta_figures(figure_table, every=every).items():
             # the key of histograms.png says _png: "histograms" is histograms.npz
             key = "histograms_png" if name == "histograms.png" else Path(name).stem
             paths[key] = save_figure(figure, out / name)
+        if not heads.empty:
+            paths["heads_png"] = plot_heads(heads, out / "heads.png", title=str(result.summary.get("tuned", "")))
+        if paper_clamp:
+            paths["clamped_png"] = plot_clamped_histograms(figure_table, out / "histograms_clamped.png", every=every)
     return paths
 
 
@@ -110,8 +142,21 @@ def _with_figure_attrs(result: DeltaResult) -> pd.DataFrame:
     # The plot functions read the bin edges and the model names from `attrs`; a shallow copy carries
     # them there so that `result.table` stays a plain DataFrame.
     table = result.table.copy(deep=False)
-    table.attrs.update(base=result.summary["base"], tuned=result.summary["tuned"], bin_edges=result.bin_edges.tolist())
+    table.attrs.update(base=result.summary["base"], tuned=result.summary["tuned"], clip=result.summary["clip"],
+                       bin_edges=result.bin_edges.tolist())
     return table
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if value is pd.NA:
+        return None
+    return value
 
 
 def _json_default(value: object) -> object:
