@@ -16,16 +16,29 @@ from matplotlib.figure import Figure
 
 from sfn.plotting import new_figure
 from sfn.registry.kinds import LINEAR_KINDS
-from sfn.stethoscopes.delta.compute import kinds_in
+from sfn.stethoscopes.delta.compute import DeltaResult, kinds_in
 
 
-def delta_figures(table: pd.DataFrame, *, every: int = 5) -> dict[str, Figure]:
+def delta_figures(result: DeltaResult | pd.DataFrame, *, every: int = 5) -> dict[str, Figure]:
     """Every Delta figure by its file name (a new figure is one more entry here)."""
+    table = figure_table(result)
     return {
         "norms.png": plot_norms(table),
         "histograms.png": plot_histograms(table, every=every),
         "heatmap.png": plot_heatmap(table),
     }
+
+
+def figure_table(result: DeltaResult | pd.DataFrame) -> pd.DataFrame:
+    """The table the figures draw: a `DeltaResult`'s, with the model names, the clip range and the bin
+    edges in `attrs` of a shallow copy (so that `result.table` stays a plain DataFrame); a table
+    (read back from delta.csv, say) as given."""
+    if not isinstance(result, DeltaResult):
+        return result
+    table = result.table.copy(deep=False)
+    table.attrs.update(base=result.summary["base"], tuned=result.summary["tuned"], clip=result.summary["clip"],
+                       bin_edges=result.bin_edges.tolist())
+    return table
 
 
 def _layered(table: pd.DataFrame) -> pd.DataFrame:
@@ -38,8 +51,9 @@ def _margins(figure: Figure, *, left: float, right: float, bottom: float, top: f
     figure.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height, **spacing)
 
 
-def plot_norms(table: pd.DataFrame) -> Figure:
+def plot_norms(table: DeltaResult | pd.DataFrame) -> Figure:
     """Figure 2: ||W_R - W_B|| (left) and its ratio to ||W_B|| (right), one line per kind, across layers."""
+    table = figure_table(table)
     layered = _layered(table)
     figure = new_figure(13, 4.5)
     axes = figure.subplots(1, 2)
@@ -59,12 +73,13 @@ def plot_norms(table: pd.DataFrame) -> Figure:
     return figure
 
 
-def plot_histograms(table: pd.DataFrame, *, every: int = 5) -> Figure:
+def plot_histograms(table: DeltaResult | pd.DataFrame, *, every: int = 5) -> Figure:
     """Figure 3: histograms of the element-wise relative change of each linear kind, every `every` layers.
 
     All panels share one window around zero that holds 99.5% of the in-range values of the plotted
     modules, rebinned to about 60 bars, so that small fine-tuning changes are visible.
     """
+    table = figure_table(table)
     layered = _layered(table)
     kinds = [k for k in LINEAR_KINDS if k in set(layered["kind"])]
     layers = sorted(int(x) for x in layered["layer"].unique())[:: max(every, 1)]
@@ -111,8 +126,9 @@ def _window(rows: pd.DataFrame, bins: int, mass: float = 0.995, bars: int = 60) 
     return first, last, group
 
 
-def plot_heatmap(table: pd.DataFrame) -> Figure:
+def plot_heatmap(table: DeltaResult | pd.DataFrame) -> Figure:
     """Relative change, layer x kind, on a log colour scale."""
+    table = figure_table(table)
     layered = _layered(table)
     kinds = list(kinds_in(layered))
     grid = layered.pivot_table(index="layer", columns="kind", values="rel_norm", aggfunc="first").reindex(columns=kinds)

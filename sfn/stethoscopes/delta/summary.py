@@ -123,28 +123,18 @@ def write_outputs(
     paths["summary"].write_text(json.dumps(_finite(document), indent=2, default=_json_default, allow_nan=False) + "\n")
     if plots:
         from sfn.plotting import save_figure
-        from sfn.stethoscopes.delta.plots import delta_figures
+        from sfn.stethoscopes.delta.plots import delta_figures, figure_table
         from sfn.stethoscopes.delta.plots_heads import plot_clamped_histograms, plot_heads
 
-        figure_table = _with_figure_attrs(result)
-        for name, figure in delta_figures(figure_table, every=every).items():
+        for name, figure in delta_figures(result, every=every).items():
             # the key of histograms.png says _png: "histograms" is histograms.npz
             key = "histograms_png" if name == "histograms.png" else Path(name).stem
             paths[key] = save_figure(figure, out / name)
         if not heads.empty:
             paths["heads_png"] = plot_heads(heads, out / "heads.png", title=str(result.summary.get("tuned", "")))
         if paper_clamp:
-            paths["clamped_png"] = plot_clamped_histograms(figure_table, out / "histograms_clamped.png", every=every)
+            paths["clamped_png"] = plot_clamped_histograms(figure_table(result), out / "histograms_clamped.png", every=every)
     return paths
-
-
-def _with_figure_attrs(result: DeltaResult) -> pd.DataFrame:
-    # The plot functions read the bin edges and the model names from `attrs`; a shallow copy carries
-    # them there so that `result.table` stays a plain DataFrame.
-    table = result.table.copy(deep=False)
-    table.attrs.update(base=result.summary["base"], tuned=result.summary["tuned"], clip=result.summary["clip"],
-                       bin_edges=result.bin_edges.tolist())
-    return table
 
 
 def _finite(value: object) -> object:

@@ -32,8 +32,8 @@ def test_figures_are_figures_outside_pyplot(table) -> None:
 
 def test_histogram_panels_are_one_stairs_each(table) -> None:
     figure = plot_histograms(table, every=1)
-    layers = sorted(int(x) for x in table["layer"].dropna().unique())
-    kinds = [kind for kind in ("q", "k", "v", "o", "gate", "up", "down") if kind in set(table["kind"])]
+    layers = sorted(int(x) for x in table.table["layer"].dropna().unique())
+    kinds = [kind for kind in ("q", "k", "v", "o", "gate", "up", "down") if kind in set(table.table["kind"])]
     assert len(figure.axes) == len(layers) * len(kinds)
     for axis in figure.axes:
         stairs = [artist for artist in axis.get_children() if isinstance(artist, StepPatch)]

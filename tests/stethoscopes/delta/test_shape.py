@@ -17,12 +17,13 @@ from sfn.cli import main
 from sfn.stethoscopes.delta import delta, summarize, write_outputs
 
 
-def _row(table: pd.DataFrame, layer: int, kind: str) -> pd.Series:
+def _row(result, layer: int, kind: str) -> pd.Series:
+    table = result.table
     return table[(table["layer"] == layer) & (table["kind"] == kind)].iloc[0]
 
 
 def _heads(table: pd.DataFrame, layer: int, kind: str) -> pd.DataFrame:
-    heads = pd.DataFrame(table.attrs["heads"])
+    heads = table.heads
     return heads[(heads["layer"] == layer) & (heads["kind"] == kind)].sort_values("head")
 
 
@@ -151,7 +152,7 @@ def test_bf16_one_ulp_changes_are_counted_exactly(tiny_model_dir, tmp_path):
     assert gate["moved_share"] == share
     strict = _row(delta(base, tuned, "gate", progress=False, tol=1e-2), 0, "gate")
     assert strict["moved_share"] == 0 and strict["changed_share"] == share
-    assert (loose[loose["layer"] != 0]["changed_share"] == 0).all()
+    assert (loose.table[loose.table["layer"] != 0]["changed_share"] == 0).all()
 
 
 def hostile_base(name: str, t: torch.Tensor) -> torch.Tensor | None:
@@ -187,7 +188,7 @@ def test_nan_inf_and_zero_bases_are_reported_and_json_stays_strict(tiny_model_di
     assert down["nonfinite"] == 2 and math.isfinite(down["base_norm"]) and down["abs_norm"] == 0
     norm = _row(table, 2, "mlp_norm")
     assert math.isnan(norm["rel_norm"]) and "base weights are all zero" in norm["note"]
-    notes = " ".join(table.attrs["notes"])
+    notes = " ".join(table.notes)
     assert "model.layers.0.self_attn.q_proj.weight (3 elements)" in notes
     assert "model.layers.1.mlp.down_proj.weight (2 elements)" in notes
     assert "layers.2.post_attention_layernorm.weight: the base is all zeros" in notes
@@ -215,13 +216,13 @@ def clamp_piles(name: str, t: torch.Tensor) -> torch.Tensor | None:
 
 def test_edge_piles_under_clamping_are_named_in_the_notes(tiny_model_dir, tuned_dir, tmp_path):
     table = delta(tiny_model_dir("llama"), tuned_dir("llama", "piles", clamp_piles), progress=False)
-    gate = table[table["kind"] == "gate"]
+    gate = table.table[table.table["kind"] == "gate"]
     assert gate["clamp_bimodal"].all() and not gate["bimodal"].any()
     expected = gate["clipped_share"] + 0  # the clipped values, plus the in-range ones in the end bins
     assert (gate["edge_share"] >= expected - 1e-12).all() and (gate["edge_share"] < expected + 0.01).all()
     clamped = np.stack(gate["clamped_histogram"].to_list())
     assert (clamped.sum(axis=1) == gate["numel"].to_numpy()).all()
-    assert not table[table["kind"] == "up"]["clamp_bimodal"].any()  # unchanged: every r is 0
+    assert not table.table[table.table["kind"] == "up"]["clamp_bimodal"].any()  # unchanged: every r is 0
     paths = write_outputs(table, tmp_path / "out", every=2, paper_clamp=True)
     document = json.loads(paths["summary"].read_text())
     assert any(n.startswith("gate looks bimodal under the paper's clamping in 4 of 4 layers") for n in document["notes"])
