@@ -8,7 +8,7 @@ from dataclasses import replace
 import click
 
 from sfn.errors import SfnError
-from sfn.eval.config import BACKENDS, EvalConfig
+from sfn.eval.config import BACKENDS, EvalConfig, parse_backend_args
 from sfn.eval.prompts import (
     DEFAULT_PLAIN_TEMPLATE,
     PROMPT_FORMATS,
@@ -50,6 +50,7 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
 @click.option("--plain-template", default=DEFAULT_PLAIN_TEMPLATE, show_default=True, help="Prompt for --format plain, with {question} and {instruction}.")
 @click.option("--system-prompt", help="System message for --format chat.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="hf", show_default=True)
+@click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE", help="Engine setting for --backend vllm (repeatable), e.g. tensor_parallel_size=4, max_model_len=4096, dtype=bfloat16.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--max-new-tokens", type=int, default=512, show_default=True)
 @click.option("--sample/--greedy", "do_sample", default=False, show_default=True, help="Sample (seeded) instead of greedy decoding.")
@@ -83,6 +84,7 @@ def eval_command(
 
     try:
         options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
+        options["backend_args"] = parse_backend_args(options["backend_args"])
         config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, **options)
         result = evaluate(model, config, reference_model=reference_model)
     except SfnError as error:

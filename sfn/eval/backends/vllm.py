@@ -1,36 +1,122 @@
-"""Generation with vLLM (GPU only, optional extra `sfn[vllm]`), same `Completion`s as the hf backend."""
+"""Generation with vLLM (optional extras `sfn[vllm]` for GPUs, `sfn[vllm-cpu]` for CPUs), with the
+same prompt tokens and the same `Completion`s as the hf backend.
+
+Prompts reach the engine as token ids (`TokensPrompt`) encoded by the hf backend's rule, so a chat
+template that already starts with BOS gets no second one. The model source goes through sfn's
+resolver (directory, `.gguf` file, hub id `org/name@revision`). `engine_args` pass through to
+`vllm.LLM` (tensor_parallel_size, max_model_len, gpu_memory_utilization, dtype, tokenizer, ...),
+checked against vLLM's `EngineArgs` before the engine starts.
+
+A variant (merged or destroyed modules) is evaluated without a second engine: `variant(tensors)`
+loads the changed tensors into the running engine and, on leaving, loads the base's own tensors back
+from the base checkpoint, which restores the engine's weights bit for bit.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-from sfn.errors import SfnError
+import torch
+
+from sfn.errors import SfnError, SfnErrors
 from sfn.eval.backends.base import Completion
+from sfn.eval.backends.hf import encode_prompt
+
+# The engine's workers gain these methods (vLLM's worker-extension hook), called by name through
+# collective_rpc: no pickled functions cross the process boundary.
+WORKER_EXTENSION = "sfn.eval.backends.vllm_worker.WeightUpdateWorker"
+# On a CPU vLLM reserves gpu_memory_utilization times the machine's memory for its KV cache and
+# refuses to start when less is free; a tenth leaves room for the rest of the process.
+CPU_MEMORY_UTILIZATION = 0.1
+
+
+def engine_arguments(source: str | os.PathLike, engine_args: Mapping[str, Any], *, seed: int) -> dict[str, Any]:
+    """`vllm.LLM` keyword arguments for `source`: the resolved model (and tokenizer) path plus the
+    caller's engine settings; every unknown or conflicting setting is reported at once."""
+    from vllm import EngineArgs
+
+    from sfn.io.load_model import resolve_model_path
+    from sfn.io.resolve import HUB_ID
+
+    args = dict(engine_args)
+    known = {field.name for field in dataclasses.fields(EngineArgs)}
+    problems = [f"--backend-arg {key}: vLLM has no engine setting of that name" for key in sorted(set(args) - known)]
+    for key in ("model", "seed", "worker_extension_cls"):
+        if key in args:
+            problems.append(f"--backend-arg {key}: set by sfn (the MODEL argument, --seed, the weight-update hook)")
+    if problems:
+        raise SfnErrors(problems, "invalid engine settings for --backend vllm")
+    text = str(source)
+    revision = args.pop("revision", None)
+    if revision is not None:
+        if Path(text).expanduser().exists() or not HUB_ID.fullmatch(text) or "@" in text:
+            raise SfnError(f"--backend-arg revision={revision}: only a hub id without '@revision' takes a revision")
+        text = f"{text}@{revision}"
+    directory, gguf_file = resolve_model_path(text)
+    model = directory / gguf_file if gguf_file else directory
+    if gguf_file and "tokenizer" not in args:
+        if not (directory / "tokenizer.json").is_file() and not (directory / "tokenizer_config.json").is_file():
+            raise SfnError(
+                f"{model}: vLLM reads the tokenizer of a .gguf model from a Hugging Face tokenizer; "
+                "put its tokenizer files beside the file or pass --backend-arg tokenizer=DIR_OR_HUB_ID"
+            )
+        args["tokenizer"] = str(directory)
+    if not torch.cuda.is_available():
+        args.setdefault("gpu_memory_utilization", CPU_MEMORY_UTILIZATION)
+    return {"model": str(model), "seed": seed, "worker_extension_cls": WORKER_EXTENSION, **args}
 
 
 class VLLMBackend:
-    """A vLLM engine over a model directory or hub id; vLLM cannot take an in-memory torch model."""
+    """A vLLM engine over a model directory, `.gguf` file or hub id; vLLM cannot take an in-memory torch model."""
 
-    def __init__(self, source: str, *, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0):
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        *,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        engine_args: Mapping[str, Any] | None = None,
+    ):
         try:
             from vllm import LLM
         except ImportError:
             raise SfnError(
-                "--backend vllm needs vLLM: `pip install 'sfn[vllm]'` on a machine with a CUDA GPU; "
-                "or use --backend hf"
+                "--backend vllm needs vLLM: `pip install 'sfn[vllm]'` on a machine with a CUDA GPU, "
+                "or scripts/install_vllm_cpu.sh for vLLM's CPU build; or use --backend hf"
             ) from None
-        self.llm = LLM(model=str(source), seed=seed)
-        self.tokenizer = self.llm.get_tokenizer()
+        from transformers import AutoTokenizer
+
+        self.arguments = engine_arguments(source, engine_args or {}, seed=seed)
+        model = Path(self.arguments["model"])
+        tokenizer_source = self.arguments.get("tokenizer") or str(model)
+        gguf = {"gguf_file": model.name} if model.suffix == ".gguf" and tokenizer_source == str(model) else {}
+        # The tokenizer the hf backend would load: prompts and their token ids are built with it.
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer_source, revision=self.arguments.get("tokenizer_revision"), **gguf
+        )
+        self.base_source = self.arguments["model"]
+        self.llm = LLM(**self.arguments)
         self.temperature = temperature if do_sample else 0.0
         self.top_p = top_p if do_sample else 1.0
         self.seed = seed
 
+    def encode(self, prompt: str) -> list[int]:
+        return encode_prompt(self.tokenizer, prompt)
+
     def generate(self, prompts: Sequence[str], max_new_tokens: Sequence[int], stop: Sequence[str] = ()) -> list[Completion]:
         from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
 
         params = [
             SamplingParams(
-                max_tokens=limit,
+                max_tokens=max(limit, 1),
                 temperature=self.temperature,
                 top_p=self.top_p,
                 seed=self.seed,
@@ -39,11 +125,48 @@ class VLLMBackend:
             )
             for limit in max_new_tokens
         ]
-        results = self.llm.generate(list(prompts), params, use_tqdm=False)
+        inputs = [TokensPrompt(prompt_token_ids=self.encode(prompt)) for prompt in prompts]
+        results = self.llm.generate(inputs, params, use_tqdm=False)
         return [_completion(result.outputs[0]) for result in results]
 
+    def load_weights(self, tensors: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
+        """Load tensors (named as in the Hugging Face checkpoint) into the running engine, one at a
+        time; returns the names loaded."""
+        names = []
+        for name, tensor in tensors:
+            self.llm.collective_rpc("sfn_load_weights", args=([(name, tensor.contiguous())],))
+            names.append(name)
+        return names
 
-def _completion(output) -> Completion:
+    def weight_digest(self) -> dict[str, str]:
+        """A hash of every engine parameter (first worker), to check that weights came back exactly."""
+        return self.llm.collective_rpc("sfn_weight_digest")[0]
+
+    @contextmanager
+    def variant(self, tensors: Iterable[tuple[str, torch.Tensor]]) -> Iterator[list[str]]:
+        """Run the engine with `tensors` in place of the base's; the base's tensors are read back from
+        the base checkpoint and loaded on leaving, even after an error."""
+        loaded: list[str] = []
+        try:
+            for name, tensor in tensors:
+                loaded += self.load_weights([(name, tensor)])
+            yield loaded
+        finally:
+            self.restore(loaded)
+
+    def restore(self, names: Sequence[str]) -> None:
+        """Load the named tensors of the base checkpoint back into the engine."""
+        if not names:
+            return
+        from sfn.io import open_checkpoint
+
+        with open_checkpoint(self.base_source) as base:
+            for name in names:
+                self.load_weights([(name, base.read(name))])
+                base.release(name)
+
+
+def _completion(output: Any) -> Completion:
     if output.finish_reason == "length":
         reason = "length"
     else:
