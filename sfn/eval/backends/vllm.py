@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,6 +103,7 @@ class VLLMBackend:
             tokenizer_source, revision=self.arguments.get("tokenizer_revision"), **gguf
         )
         self.base_source = self.arguments["model"]
+        self._packed: dict[str, list[str]] | None = None
         self.llm = LLM(**self.arguments)
         self.temperature = temperature if do_sample else 0.0
         self.top_p = top_p if do_sample else 1.0
@@ -130,27 +132,69 @@ class VLLMBackend:
         return [_completion(result.outputs[0]) for result in results]
 
     def load_weights(self, tensors: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
-        """Load tensors (named as in the Hugging Face checkpoint) into the running engine, one at a
-        time; returns the names loaded."""
-        names = []
+        """Load tensors named as in the base checkpoint into the running engine; returns their names.
+
+        vLLM fuses some checkpoint tensors into one layer (q, k and v into qkv_proj; gate and up into
+        gate_up_proj) and reprocesses a layer only as a whole, so a tensor of a fused layer is sent
+        with all its siblings (those not given here are read from the base checkpoint)."""
+        from sfn.io import open_checkpoint
+
+        if Path(self.base_source).suffix == ".gguf":
+            raise SfnError("weight updates need a safetensors base: vLLM names a .gguf model's tensors differently")
+        siblings = self._fused_siblings()
+        names: list[str] = []
+        fused: dict[str, torch.Tensor] = {}  # held until every update is known: a later one may be a sibling
         for name, tensor in tensors:
-            self.llm.collective_rpc("sfn_load_weights", args=([(name, tensor.contiguous())],))
             names.append(name)
+            if _sibling_names(name, siblings):
+                fused[name] = tensor
+            else:
+                self._send([(name, tensor)])
+        with open_checkpoint(self.base_source) as base:
+            sent: set[str] = set()
+            for name in list(fused):
+                if name in sent:
+                    continue
+                group = [name] + [n for n in _sibling_names(name, siblings) if n in base.tensors()]
+                self._send([(n, fused[n] if n in fused else base.read(n)) for n in group])
+                sent.update(group)
         return names
 
+    def _send(self, named: list[tuple[str, torch.Tensor]]) -> None:
+        from safetensors.torch import save_file
+
+        # The workers read the update from a file beside them (same machine); removed right after.
+        with tempfile.TemporaryDirectory(prefix="sfn-weights-") as scratch:
+            path = os.path.join(scratch, "update.safetensors")
+            save_file({name: tensor.contiguous() for name, tensor in named}, path)
+            self.llm.collective_rpc("sfn_load_weights", args=(path,))
+
+    def _fused_siblings(self) -> dict[str, list[str]]:
+        if self._packed is None:
+            packed = self.llm.collective_rpc("sfn_packed_modules")[0]
+            self._packed = {part: parts for parts in packed.values() for part in parts if len(parts) > 1}
+        return self._packed
+
     def weight_digest(self) -> dict[str, str]:
-        """A hash of every engine parameter (first worker), to check that weights came back exactly."""
+        """A hash of every engine tensor still held as a plain parameter (first worker); the linear
+        layers' weights on CPU live in oneDNN's packed form, so compare outputs as well."""
         return self.llm.collective_rpc("sfn_weight_digest")[0]
 
     @contextmanager
     def variant(self, tensors: Iterable[tuple[str, torch.Tensor]]) -> Iterator[list[str]]:
-        """Run the engine with `tensors` in place of the base's; the base's tensors are read back from
-        the base checkpoint and loaded on leaving, even after an error."""
+        """Run the engine with `tensors` in place of the base's (e.g. `merge_edits(...)`,
+        `destroy_edits(...)`); on leaving, even after an error, the base's own tensors are read back
+        from the base checkpoint and loaded, which restores the engine's weights bit for bit."""
         loaded: list[str] = []
-        try:
+
+        def recorded() -> Iterator[tuple[str, torch.Tensor]]:
             for name, tensor in tensors:
-                loaded += self.load_weights([(name, tensor)])
-            yield loaded
+                loaded.append(name)
+                yield name, tensor
+
+        try:
+            self.load_weights(recorded())
+            yield list(loaded)
         finally:
             self.restore(loaded)
 
@@ -161,9 +205,15 @@ class VLLMBackend:
         from sfn.io import open_checkpoint
 
         with open_checkpoint(self.base_source) as base:
-            for name in names:
-                self.load_weights([(name, base.read(name))])
-                base.release(name)
+            self.load_weights((name, base.read(name)) for name in names)
+
+
+def _sibling_names(name: str, siblings: Mapping[str, list[str]]) -> list[str]:
+    """The other tensors vLLM fuses with `name` (model.layers.0.self_attn.q_proj.weight ->
+    the same layer's k_proj.weight and v_proj.weight), or [] when it stands alone."""
+    module, _, parameter = name.rpartition(".")
+    prefix, _, leaf = module.rpartition(".")
+    return [f"{prefix}.{other}.{parameter}" for other in siblings.get(leaf, []) if other != leaf]
 
 
 def _completion(output: Any) -> Completion:
