@@ -10,7 +10,7 @@ import click
 from sfn.cli_errors import SfnCommand, report_errors, stop_interrupted
 from sfn.errors import SfnError
 from sfn.eval.budget import BUDGET_STYLES
-from sfn.eval.config import BACKENDS, EvalConfig
+from sfn.eval.config import BACKENDS, EvalConfig, parse_backend_args
 from sfn.eval.prompts import (
     DEFAULT_PLAIN_TEMPLATE,
     PROMPT_FORMATS,
@@ -56,6 +56,7 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
 @click.option("--plain-template", default=DEFAULT_PLAIN_TEMPLATE, show_default=True, help="Prompt for --format raw, with {question} and {instruction}.")
 @click.option("--system-prompt", help="System message for --format chat.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="hf", show_default=True)
+@click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE", help="Engine setting for --backend vllm (repeatable), e.g. tensor_parallel_size=4, max_model_len=4096, dtype=bfloat16.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--max-new-tokens", type=int, default=512, show_default=True)
 @click.option("--samples", type=int, default=1, show_default=True, help="Outputs per problem; pass@k and maj@k are reported for k = 1, 2, 4, ... up to it.")
@@ -95,6 +96,7 @@ def eval_command(
     from sfn.eval.run import evaluate
 
     options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
+    options["backend_args"] = parse_backend_args(options["backend_args"])
     config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, **options)
     result = evaluate(model, config, reference_model=reference_model)
     summary = result.summary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -25,6 +27,28 @@ OUTPUT_SETTINGS = (
 )
 
 
+def parse_backend_args(pairs: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings as engine settings; a value reads as JSON when it can (4, 0.5, true, null,
+    [..]), else as text, so `dtype=float32` and `tensor_parallel_size=4` both mean what they say."""
+    parsed: dict[str, Any] = {}
+    problems = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            problems.append(f"--backend-arg {pair!r}: expected KEY=VALUE, e.g. tensor_parallel_size=4")
+            continue
+        if key in parsed:
+            problems.append(f"--backend-arg {key} is given twice")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    if problems:
+        raise SfnErrors(problems, "invalid --backend-arg")
+    return parsed
+
+
 @dataclass
 class EvalConfig:
     """How to evaluate: which benchmark, how to prompt, how to generate, where to write.
@@ -40,6 +64,8 @@ class EvalConfig:
     sample from `seed`; `do_sample` None means: sample when `samples` > 1).
     `allow_long_context` lets a prompt plus its generation budget exceed the model's context.
     `instruction` None means the benchmark's own instruction.
+    `backend_args` are engine settings passed through to the backend (vLLM's `LLM(...)` keyword
+    arguments: tensor_parallel_size, max_model_len, gpu_memory_utilization, dtype, revision, ...).
     `out` is a run directory: samples.jsonl (one line per sample, appended as they finish),
     settings.json and summary.json; an existing run there is resumed.
     """
@@ -53,6 +79,7 @@ class EvalConfig:
     plain_template: str = DEFAULT_PLAIN_TEMPLATE
     system_prompt: str | None = None
     backend: str = "hf"
+    backend_args: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8
     max_new_tokens: int = 512
     samples: int = 1
@@ -107,6 +134,8 @@ class EvalConfig:
                             f"{self.samples} identical outputs; allow sampling")
         if self.backend not in BACKENDS:
             problems.append(f"{argument('backend', self.backend)}: choose one of {', '.join(BACKENDS)}")
+        if self.backend_args and self.backend != "vllm":
+            problems.append(f"--backend-arg {', '.join(sorted(self.backend_args))}: engine settings are for {argument('backend', 'vllm')}")
         for name in ("batch_size", "max_new_tokens", "max_answer_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"{argument(name)} must be at least 1, got {getattr(self, name)}")

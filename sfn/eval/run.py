@@ -337,7 +337,7 @@ def _make_backend(model: Any, config: EvalConfig):
             raise SfnError(f"{argument('backend', 'vllm')} loads the model itself: pass a model path or hub id, not a loaded model")
         from sfn.eval.backends.vllm import VLLMBackend
 
-        return VLLMBackend(str(model), **sampling)
+        return VLLMBackend(str(model), engine_args=config.backend_args, **sampling)
     from sfn.eval.backends.hf import HFBackend
 
     loaded, tokenizer = _as_loaded(model, config)

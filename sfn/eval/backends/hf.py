@@ -11,6 +11,14 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria,
 from sfn.eval.backends.base import Completion
 
 
+def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
+    """The prompt's token ids, as every backend feeds them to its model (so all see the same tokens)."""
+    # Chat templates already start with BOS; adding it again would shift every position.
+    bos = tokenizer.bos_token
+    add_special = not (bos and prompt.startswith(bos))
+    return tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+
+
 class HFBackend:
     """Greedy or seeded sampled generation from an in-memory `transformers` causal LM, on its device.
 
@@ -42,10 +50,7 @@ class HFBackend:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
     def encode(self, prompt: str) -> list[int]:
-        # Chat templates already start with BOS; adding it again would shift every position.
-        bos = self.tokenizer.bos_token
-        add_special = not (bos and prompt.startswith(bos))
-        return self.tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+        return encode_prompt(self.tokenizer, prompt)
 
     @property
     def context_length(self) -> int | None:
