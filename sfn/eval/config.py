@@ -135,7 +135,7 @@ class EvalConfig:
         if self.backend not in BACKENDS:
             problems.append(f"{argument('backend', self.backend)}: choose one of {', '.join(BACKENDS)}")
         if self.backend_args and self.backend != "vllm":
-            problems.append(f"--backend-arg {', '.join(sorted(self.backend_args))}: engine settings are for {argument('backend', 'vllm')}")
+            problems.append(f"--backend-arg {', '.join(sorted(self.backend_args))}: engine settings are for --backend vllm")
         for name in ("batch_size", "max_new_tokens", "max_answer_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"{argument(name)} must be at least 1, got {getattr(self, name)}")
