@@ -23,8 +23,10 @@ BACKENDS = ("hf", "vllm")
 OUTPUT_SETTINGS = (
     "benchmark", "data", "columns", "prompt_format", "instruction", "plain_template", "system_prompt",
     "max_new_tokens", "do_sample", "temperature", "top_p", "seed", "thinking", "budget_forcing",
-    "wait_text", "max_thinking_tokens", "max_answer_tokens", "samples", "budget_style",
+    "wait_text", "max_thinking_tokens", "max_answer_tokens", "budget_style",
 )
+# Not among them: `limit` and `samples`. Each sample's seed depends only on (seed, problem, index),
+# so a rerun with more problems or more samples per problem adds to a run, and fewer report a part.
 
 
 def parse_backend_args(pairs: Sequence[str]) -> dict[str, Any]:

@@ -30,7 +30,8 @@ def lm_eval_results(summary: dict[str, Any], task: str, settings: dict[str, Any]
     generation = {name: settings.get(name) for name in ("max_new_tokens", "do_sample", "temperature", "top_p", "seed")}
     return {
         "results": {task: metrics},
-        "configs": {task: {"task": task, "output_type": "generate_until", "repeats": settings.get("samples", 1),
+        "configs": {task: {"task": task, "output_type": "generate_until",
+                           "repeats": summary.get("samples_per_problem") or 1,
                            "generation_kwargs": generation, "metadata": {"sfn_settings": settings}}},
         "n-samples": {task: {"original": problems, "effective": problems}},
         "config": {"model": "sfn", "model_args": settings.get("model"), "gen_kwargs": generation,

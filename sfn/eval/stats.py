@@ -54,7 +54,7 @@ def majority_correct(answers: Sequence[str | None], correct: Sequence[bool], sam
     """
     classes: list[list[int]] = []  # indices of the samples per class of equivalent answers
     for index, answer in enumerate(answers):
-        if answer is None:
+        if not isinstance(answer, str):  # None, or the NaN pandas puts in a column with no answer
             continue
         for members in classes:
             if same(answers[members[0]], answer):

@@ -98,7 +98,7 @@ def test_a_failed_first_run_does_not_block_the_corrected_one(problems, tmp_path)
 def test_settings_an_older_run_did_not_record_count_as_defaults(problems, tmp_path):
     evaluate(SeededBackend(), data=problems, limit=2, out=str(tmp_path), grade_levels=False, progress=False)
     settings = json.loads((tmp_path / "settings.json").read_text())
-    del settings["samples"], settings["budget_style"]
+    del settings["budget_style"]
     (tmp_path / "settings.json").write_text(json.dumps(settings))
     backend = SeededBackend()
     evaluate(backend, data=problems, limit=2, out=str(tmp_path), grade_levels=False, progress=False)
@@ -187,3 +187,15 @@ def test_hf_samples_do_not_depend_on_batch_size(tiny_model, tiny_tokenizer, prob
     five = evaluate((tiny_model, tiny_tokenizer), batch_size=5, **settings).samples
     assert list(one["output"]) == list(five["output"])
     assert one.groupby("id")["output"].nunique().max() > 1  # the samples of a problem differ
+
+
+def test_more_samples_add_to_a_run_and_fewer_report_a_part(problems, tmp_path):
+    first = evaluate(SeededBackend(), data=problems, samples=2, out=str(tmp_path), grade_levels=False, progress=False)
+    backend = SeededBackend()
+    more = evaluate(backend, data=problems, samples=4, out=str(tmp_path), grade_levels=False, progress=False)
+    assert sum(len(prompts) for prompts, _ in backend.calls) == 12  # only samples 2 and 3 of the 6 problems
+    assert list(more.samples[more.samples["sample"] < 2]["output"]) == list(first.samples["output"])
+    fewer = evaluate(SeededBackend(), data=problems, samples=2, out=str(tmp_path), grade_levels=False, progress=False)
+    assert len(fewer.samples) == 12 and any("holds 24 samples" in note for note in fewer.summary["notes"])
+    with pytest.raises(SfnError, match="do_sample"):  # greedy sample 0 is not sampled sample 0
+        evaluate(SeededBackend(), data=problems, samples=1, out=str(tmp_path), progress=False)

@@ -68,7 +68,7 @@ def test_majority_vote_groups_equivalent_answers():
     assert majority_correct(answers, correct, numbers_equal) == 1.0
     assert majority_correct(answers, correct, lambda a, b: a == b) == 0.0  # by string, 17 wins 2 to 1
     assert majority_correct(["17", "18", None, None], [False, True, False, False], numbers_equal) == 0.5  # a tie
-    assert majority_correct([None, None], [False, False], numbers_equal) == 0.0
+    assert majority_correct([None, float("nan")], [False, False], numbers_equal) == 0.0
     # maj@2 over the 10 pairs of the five: both 18-class (3 pairs) wins; 18 vs 17 (6 pairs) ties at 1/2; 17+17 (1) loses.
     assert majority_at_k(answers, correct, 2, numbers_equal) == pytest.approx((3 + 6 * 0.5) / 10)
 
