@@ -116,7 +116,7 @@ def test_allow_pickle_is_accepted_where_the_refusal_suggests_it(pair, chat_model
     assert "--allow-pickle" in runner.invoke(main, ["freeze", "--help"]).output
 
 
-FREEZE = dict(heldout=2, batch_size=2, seq_len=64, progress=False, report_overlay=False, lr=1e-3)
+FREEZE = dict(heldout=2, batch_size=2, seq_len=256, progress=False, report_overlay=False, lr=1e-3)
 
 
 @pytest.mark.slow
