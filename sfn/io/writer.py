@@ -245,7 +245,7 @@ def check_output_dir(
     return guard_output(out, inputs=inputs, overwrite=overwrite, overwrite_any=overwrite_any)
 
 
-def _device_of(path: Path) -> str:
+def device_of(path: Path) -> str:
     """The device and mount point a path lies on, for a message."""
     mount = path
     while not os.path.ismount(mount) and mount != mount.parent:
@@ -263,7 +263,7 @@ def _device_of(path: Path) -> str:
 
 
 def no_space_error(target: Path) -> SfnError:
-    return SfnError(f"no space left on {_device_of(target.parent)} while writing {target}; nothing was written")
+    return SfnError(f"no space left on {device_of(target.parent)} while writing {target}; nothing was written")
 
 
 def is_no_space(error: BaseException) -> bool:

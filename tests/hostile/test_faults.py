@@ -116,7 +116,7 @@ def test_allow_pickle_is_accepted_where_the_refusal_suggests_it(pair, chat_model
     assert "--allow-pickle" in runner.invoke(main, ["freeze", "--help"]).output
 
 
-FREEZE = dict(heldout=2, batch_size=2, seq_len=64, progress=False, report_overlay=False, lr=1e-3)
+FREEZE = dict(heldout=2, batch_size=2, seq_len=256, progress=False, report_overlay=False, lr=1e-3)
 
 
 @pytest.mark.slow
@@ -152,3 +152,26 @@ def test_a_truncated_last_checkpoint_falls_back_to_the_one_before(chat_model, tm
     assert resumed.metrics["resumed_from"] == "checkpoint-2" and resumed.metrics["steps"] == 4
     assert any("checkpoint-4 is damaged" in note for note in resumed.metrics["notes"])
     assert any("checkpoint-4 is damaged" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_freeze_saves_is_one_line(chat_model, tmp_path: Path, monkeypatch) -> None:
+    import transformers
+
+    from sfn.stethoscopes.freeze import freeze
+
+    data = write_jsonl(tmp_path / "train.jsonl", arithmetic_rows(8))
+    out = tmp_path / "run"
+
+    def half_then_full(self, output_dir=None, *args, **kwargs):
+        Path(output_dir).mkdir(parents=True)
+        (Path(output_dir) / "model.safetensors").write_bytes(b"half")
+        _no_space()
+
+    monkeypatch.setattr(transformers.Trainer, "save_model", half_then_full)
+    with pytest.raises(SfnError) as error:
+        freeze(str(chat_model), "emb+head", str(data), out, max_steps=1, save_steps=5, **FREEZE)
+    # Trainer saves the model with its last checkpoint, inside train(): one line, no traceback.
+    message = str(error.value)
+    assert re.fullmatch(r"no space left on .+ while writing .+/run; the whole checkpoints written before are kept; .+", message)
+    assert "\n" not in message and not (out / "model").exists()

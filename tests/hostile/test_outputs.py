@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from hostile.hostile_inputs import arithmetic_rows, tree_digest, write_jsonl
 from sfn.cli import main
 from sfn.errors import SfnError
-from sfn.io.guard import guard_output
 from sfn.stethoscopes.surgery import extract_plugin, merge
 
 
@@ -48,6 +47,8 @@ def test_delta_into_the_model_directory_or_around_it_is_refused(own_pair) -> Non
 def test_an_output_that_holds_an_inputs_files_through_symlinks_is_refused(own_pair, tmp_path: Path) -> None:
     """A Hugging Face cache snapshot links each file to a blob elsewhere: writing over the blobs, even with
     --overwrite-any, would destroy the model."""
+    from sfn.io.guard import guard_output
+
     base, donor = own_pair
     snapshot = tmp_path / "snapshot"
     snapshot.mkdir()

@@ -151,10 +151,10 @@ def _check_rows(path: Path, rows: list[dict[str, Any]], columns: dict[str, str])
     names = _row_names(path, rows) if path.is_file() else [f"row {index + 1}" for index in range(len(rows))]
     required = [columns[role] for role in ("question", "answer") if role in columns]
     problems = [
-        f"{name}: no {column!r} (missing or null)"
+        f"{name}: no {column!r} (missing, null or empty)"
         for name, row in zip(names, rows)
         for column in required
-        if _missing(row.get(column))
+        if _missing(row.get(column)) or not _text(row.get(column)).strip()
     ]
     if problems:
         shown = problems[:20] + ([f"... {len(problems) - 20} more"] if len(problems) > 20 else [])

@@ -15,7 +15,10 @@ import inspect
 import json
 import logging
 import os
+import shutil
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from sfn.eval.prompts import resolve_format
 from sfn.stethoscopes.freeze.callbacks import FrozenCheck, FrozenCheckCallback, InterruptCallback, MemoryCallback, SpeedCallback
 from sfn.io.guard import guard_output
 from sfn.io.safetensors_reader import read_safetensors_header
+from sfn.io.writer import device_of, is_no_space
 from sfn.stethoscopes.freeze.config import FreezeConfig, check_resumable, same_run
 from sfn.stethoscopes.freeze.data import Formatting, PaddingCollator, prepare_data, read_records
 from sfn.stethoscopes.freeze.export import write_plugin, write_plugin_from_files
@@ -263,7 +267,8 @@ def freeze(
     if not config.progress:  # without a progress bar, Trainer would print every log line instead
         trainer.remove_callback(PrinterCallback)
     heldout_before = trainer.evaluate()["eval_loss"] if prepared.heldout and not last else None
-    trainer.train(resume_from_checkpoint=last)
+    with _no_space_is_one_line(out_dir, "the whole checkpoints written before are kept; rerun to resume once there is room"):
+        trainer.train(resume_from_checkpoint=last)
     # Trainer switches the KV cache off for training; generation afterwards (the held-out score,
     # a caller's evaluation) would run tens of times slower without it.
     model.config.use_cache = True
@@ -275,7 +280,8 @@ def freeze(
     model_dir = plugin_path = None
     if not interrupted:
         model_dir = out_dir / MODEL_DIR
-        trainer.save_model(str(model_dir))
+        with _no_space_is_one_line(model_dir, "it was removed; the checkpoints are kept", remove=True):
+            trainer.save_model(str(model_dir))
     trainer.accelerator.wait_for_everyone()
     loss = loss_frame(trainer.state.log_history)
     throughput, peak = speed.throughput, memory.memory
@@ -332,6 +338,20 @@ def freeze(
     if frozen.result.frozen_with_grad or frozen.result.frozen_with_state:
         log.warning("frozen tensors took part in the update: %s", frozen.result)
     return FreezeResult(out_dir, model_dir, plugin_path, trainable, loss, frozen.result, metrics)
+
+
+@contextmanager
+def _no_space_is_one_line(target: Path, kept: str, *, remove: bool = False) -> Iterator[None]:
+    """A full disk while Trainer writes `target` ends as one line, not a traceback from deep in torch."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        # torch.save reports a full disk as a RuntimeError wrapping the OSError's text.
+        if not (is_no_space(error) or "No space left on device" in str(error)):
+            raise
+        if remove:
+            shutil.rmtree(target, ignore_errors=True)
+        raise SfnError(f"no space left on {device_of(target)} while writing {target}; {kept}") from None
 
 
 def _evaluate(model: Any, tokenizer: Any, config: FreezeConfig, out_dir: Path) -> dict[str, Any]:
