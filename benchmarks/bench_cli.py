@@ -1,7 +1,8 @@
 """`sfn --help` and subcommand help: wall time of a fresh process, this tree against a baseline revision.
 
 Each invocation is a new interpreter (`python -m sfn.cli ARGS --help`), run `--repeat` times; the
-table shows the median. The baseline is the sfn package at `--baseline` (default: the commit before
+table shows the median wall time and the median CPU time (user + system of the child, which a
+busy machine inflates far less than the wall time). The baseline is the sfn package at `--baseline` (default: the commit before
 the CLI stopped importing torch for help), extracted with `git archive`. Also prints which heavy
 modules (torch, transformers, pandas, numba) each version imports for `sfn --help`.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,12 +31,14 @@ HEAVY_PROBE = (
 )
 
 
-def wall(tree: Path, args: list[str]) -> float:
+def timed(tree: Path, args: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one fresh `python -m sfn.cli ARGS --help`."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    started = time.perf_counter()
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     subprocess.run([sys.executable, "-m", "sfn.cli", *args, "--help"], env=env, cwd=tree, check=True,
                    stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def heavy(tree: Path) -> str:
@@ -51,12 +55,15 @@ def main() -> None:
     trees = {f"baseline {args.baseline}": package_at(args.baseline), "this tree": ROOT}
     print(f"load average before: {load_average()}")
     print(f"heavy modules imported by `sfn --help`: " + "; ".join(f"{name}: {heavy(tree)}" for name, tree in trees.items()))
-    print("\n| command | " + " | ".join(f"{name} s" for name in trees) + " | speed-up |")
-    print("|---|" + "---|" * (len(trees) + 1))
+    names = list(trees)
+    print(f"\n| command | {names[0]} wall s | {names[1]} wall s | wall speed-up | {names[0]} CPU s | {names[1]} CPU s |")
+    print("|---|---|---|---|---|---|")
     for command in COMMANDS:
-        medians = [statistics.median(wall(tree, command.split()) for _ in range(args.repeat)) for tree in trees.values()]
-        print(f"| `sfn {command + ' ' if command else ''}--help` | " + " | ".join(f"{m:.2f}" for m in medians)
-              + f" | {medians[0] / medians[1]:.1f}x |")
+        runs = [[timed(tree, command.split()) for _ in range(args.repeat)] for tree in trees.values()]
+        walls = [statistics.median(w for w, _ in r) for r in runs]
+        cpus = [statistics.median(c for _, c in r) for r in runs]
+        print(f"| `sfn {command + ' ' if command else ''}--help` | {walls[0]:.2f} | {walls[1]:.2f} | "
+              f"{walls[0] / walls[1]:.1f}x | {cpus[0]:.2f} | {cpus[1]:.2f} |")
     print(f"\nload average after: {load_average()}")
 
 

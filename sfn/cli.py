@@ -24,7 +24,7 @@ class LazyGroup(SfnGroup):
     """
 
     lazy_commands: dict[str, str] = {}  # name -> "module:attribute"
-    lazy_help: dict[str, str] = {}  # name -> the command's one-line help (tests/test_cli.py keeps them equal)
+    lazy_help: dict[str, str] = {}  # name -> the command's one-line help (tests/test_cli_errors.py keeps them equal)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_commands})

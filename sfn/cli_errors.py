@@ -23,6 +23,7 @@ INTERRUPTED = 130
 # What a command keeps when stopped early, unless it says otherwise: outputs are written at the end
 # (model directories atomically), so nothing partial is left behind.
 NOTHING_KEPT = "stopped before the outputs were written; nothing was kept"
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
 def fail(message: str) -> NoReturn:
@@ -67,6 +68,9 @@ class _Convention:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             result = super().main(args, prog_name, complete_var, False, **extra)
+        except _NO_ARGS_IS_HELP as error:  # a bare `sfn`: click shows the help, not an error
+            error.show()
+            sys.exit(error.exit_code)
         except click.UsageError as error:
             if error.ctx is not None:
                 click.echo(f"{error.ctx.get_usage()}\nTry '{error.ctx.command_path} "

@@ -2,8 +2,8 @@
 
 Each `plot_*` function returns a `matplotlib.figure.Figure` and saves nothing; `delta_figures` names
 them by file, and `write_outputs` saves them. Drawing is kept cheap for large models: one artist per
-histogram panel (precomputed counts drawn as stairs), shared axes, and fixed margins instead of
-`tight_layout`, which measures every label of every panel.
+histogram panel (precomputed counts drawn as stairs), all panels in one axes, and fixed margins
+instead of `tight_layout`, which measures every label of every panel.
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import StepPatch
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Affine2D
 
 from sfn.plotting import new_figure
 from sfn.registry.kinds import LINEAR_KINDS
@@ -42,7 +47,11 @@ def figure_table(result: DeltaResult | pd.DataFrame) -> pd.DataFrame:
 
 
 def _layered(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table["layer"].notna()]
+    """The rows of layers, without the table's attrs: pandas deep-copies attrs (2000 bin edges) on every
+    column access and filter, which cost more than drawing."""
+    plain = table.copy(deep=False)
+    plain.attrs = {}
+    return plain[plain["layer"].notna()]
 
 
 def _margins(figure: Figure, *, left: float, right: float, bottom: float, top: float, **spacing: float) -> None:
@@ -62,8 +71,9 @@ def plot_norms(table: DeltaResult | pd.DataFrame) -> Figure:
         style = {"linewidth": 2.6, "zorder": 3} if kind == "o" else {"linewidth": 1.2}
         axes[0].plot(rows["layer"], rows["abs_norm"], label=kind, **style)
         axes[1].plot(rows["layer"], rows["rel_norm"], label=kind, **style)
-    axes[0].set_title(r"absolute change $\|W_R - W_B\|_F$")
-    axes[1].set_title(r"relative change $\|W_R - W_B\|_F / \|W_B\|_F$")
+    # plain text, not mathtext: building matplotlib's math parser costs about a second per process
+    axes[0].set_title("absolute change ‖W_R − W_B‖_F")
+    axes[1].set_title("relative change ‖W_R − W_B‖_F / ‖W_B‖_F")
     for axis in axes:
         axis.set_xlabel("layer")
         axis.grid(alpha=0.3)
@@ -77,7 +87,9 @@ def plot_histograms(table: DeltaResult | pd.DataFrame, *, every: int = 5) -> Fig
     """Figure 3: histograms of the element-wise relative change of each linear kind, every `every` layers.
 
     All panels share one window around zero that holds 99.5% of the in-range values of the plotted
-    modules, rebinned to about 60 bars, so that small fine-tuning changes are visible.
+    modules, rebinned to about 60 bars, so that small fine-tuning changes are visible. Each panel is
+    scaled to its own peak. The panels are laid out in a single axes (one stairs artist each, placed by
+    its transform), since dozens of separate axes cost seconds to build and draw.
     """
     table = figure_table(table)
     layered = _layered(table)
@@ -88,25 +100,56 @@ def plot_histograms(table: DeltaResult | pd.DataFrame, *, every: int = 5) -> Fig
     first, last, group = _window(shown, len(edges) - 1)
     rows, columns = max(len(layers), 1), max(len(kinds), 1)
     figure = new_figure(2.1 * columns, 1.5 * rows + 0.9)
-    axes = figure.subplots(rows, columns, squeeze=False, sharex=True)
-    cells = {(int(row["layer"]), row["kind"]): row for _, row in shown.iterrows()}
+    _margins(figure, left=0.35, right=0.15, bottom=0.35, top=0.75)
+    axis = figure.add_subplot()
+    axis.set_axis_off()
+    axis.set_xlim(-_GAP / 2, columns * (1 + _GAP) - _GAP / 2)
+    axis.set_ylim(-rows * (1 + _GAP) + _GAP / 2, _GAP / 2)
+    low, high = (edges[first], edges[last]) if len(edges) else (-1.0, 1.0)
+    # plain columns, not iterrows: every pandas row copies the table's attrs
+    cells = {(int(layer), kind): (histogram, bimodal) for layer, kind, histogram, bimodal
+             in zip(shown["layer"], shown["kind"], shown["histogram"], shown["bimodal"])}
     for i, layer in enumerate(layers):
         for j, kind in enumerate(kinds):
-            axis = axes[i, j]
-            row = cells.get((layer, kind))
-            if row is not None and len(edges):
-                counts = np.asarray(row["histogram"], dtype=float)[first:last].reshape(-1, group).sum(axis=1)
-                colour = "tab:red" if row["bimodal"] else "tab:blue"
-                axis.stairs(counts / max(counts.sum(), 1), edges[first : last + 1 : group], fill=True, color=colour)
-            axis.set_yticks([])
-            axis.tick_params(labelsize=6)
-            if i == 0:
-                axis.set_title(kind, fontsize=9)
-            if j == 0:
-                axis.set_ylabel(f"layer {layer}", fontsize=8)
+            if (layer, kind) not in cells or not len(edges):
+                continue
+            histogram, bimodal = cells[(layer, kind)]
+            counts = np.asarray(histogram, dtype=float)[first:last].reshape(-1, group).sum(axis=1)
+            shares = counts / max(counts.sum(), 1)
+            # r in [low, high] and shares in [0, peak] onto panel (i, j): a unit square, 8% headroom
+            place = (Affine2D().translate(-low, 0).scale(1 / (high - low), 0.92 / max(shares.max(), 1e-12))
+                     .translate(j * (1 + _GAP), -(i + 1) * (1 + _GAP) + _GAP))
+            # added as an artist, not with axis.stairs: the limits are set above, and updating them per patch is slow
+            axis.add_artist(StepPatch(shares, edges[first : last + 1 : group], fill=True,
+                                      color="tab:red" if bimodal else "tab:blue", transform=place + axis.transData))
+    _panel_frames(axis, rows, columns, low, high)
+    for j, kind in enumerate(kinds):
+        axis.text(j * (1 + _GAP) + 0.5, 0.02, kind, ha="center", va="bottom", fontsize=9)
+    for i, layer in enumerate(layers):
+        axis.text(-0.03, -(i + 1) * (1 + _GAP) + _GAP + 0.5, f"layer {layer}", ha="right", va="center", rotation=90, fontsize=8)
     figure.suptitle(f"{_title(table)}\nrelative change r = (W_R - W_B)/|W_B| (central 99.5%); red = bimodal", fontsize=9)
-    _margins(figure, left=0.35, right=0.15, bottom=0.35, top=0.75, wspace=0.08, hspace=0.15)
     return figure
+
+
+_GAP = 0.08  # between histogram panels, in panel widths
+
+
+def _panel_frames(axis: Axes, rows: int, columns: int, low: float, high: float) -> None:
+    """The boxes of the histogram panels, and r ticks under each column, as two line collections."""
+    boxes, ticks = [], []
+    for i in range(rows):
+        for j in range(columns):
+            x, y = j * (1 + _GAP), -(i + 1) * (1 + _GAP) + _GAP
+            boxes.append([(x, y), (x + 1, y), (x + 1, y + 1), (x, y + 1), (x, y)])
+    values = [v for v in MaxNLocator(4, symmetric=True).tick_values(low, high) if low <= v <= high]
+    bottom = -rows * (1 + _GAP) + _GAP
+    for j in range(columns):
+        for value in values:
+            x = j * (1 + _GAP) + (value - low) / (high - low)
+            ticks.append([(x, bottom), (x, bottom - 0.03)])
+            axis.text(x, bottom - 0.05, f"{value:g}", ha="center", va="top", fontsize=6)
+    axis.add_collection(LineCollection(boxes, colors="black", linewidths=0.8))
+    axis.add_collection(LineCollection(ticks, colors="black", linewidths=0.8))
 
 
 def _window(rows: pd.DataFrame, bins: int, mass: float = 0.995, bars: int = 60) -> tuple[int, int, int]:
