@@ -13,6 +13,8 @@ from sfn.errors import SfnError, argument
 # system prompt and the reply forced to start with "<think>\n".
 PROMPT_FORMATS = ("auto", "raw", "chat", "r1", "plain")
 R1_REPLY_START = "<think>\n"
+# What `sfn freeze` trains with: every format except R1's evaluation-only reply opening.
+TRAINING_FORMATS = tuple(name for name in PROMPT_FORMATS if name != "r1")
 # The "generate" interface: the paper found merged models answer coherently only when prompted
 # as plain text, without the chat template's system prompt and role markers.
 DEFAULT_PLAIN_TEMPLATE = "Question: {question}\n{instruction}\nAnswer:"

@@ -65,6 +65,8 @@ def evaluate(
         read = [source for source in (model, config.data, reference_model) if isinstance(source, (str, os.PathLike))]
         guard_output(out_dir, inputs=read, replace=False)
     record = _settings_record(config, model)
+    if config.grade_levels and grader is not None:  # a given grader is checked before loading the model, too
+        record["grader"] = grader.configuration()
     previous, done = _read_run(out_dir) if out_dir else (None, {})
     if previous is not None and done:
         _check_same_settings(out_dir, previous, record, check_format=config.prompt_format != "auto")
@@ -270,8 +272,10 @@ def _check_same_settings(out_dir: Path, previous: dict[str, Any], settings: dict
     "auto" is not resolved yet."""
     settings = json.loads(json.dumps(settings))  # as it will read back (tuples become lists)
     defaults = json.loads(json.dumps(_settings_record(EvalConfig(), settings.get("model", ""))))
-    # Before loading, "auto" is not resolved yet and the grader not built: those two are checked after.
-    skipped = set() if check_format else {"prompt_format", "grader"}
+    # Before loading, "auto" is not resolved yet and the default grader not built: those are checked after.
+    skipped = set() if check_format else {"prompt_format"}
+    if "grader" not in settings:
+        skipped.add("grader")
 
     def value(record: dict[str, Any], key: str) -> Any:
         found = record.get(key, defaults.get(key))

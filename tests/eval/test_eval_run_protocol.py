@@ -29,8 +29,9 @@ class SeededBackend:
 
 
 @pytest.fixture
-def problems(tmp_path):
-    data = tmp_path / "gsm8k.jsonl"
+def problems(tmp_path_factory):
+    # Outside the tests' run directories (tmp_path): an output may not contain an input.
+    data = tmp_path_factory.mktemp("problems") / "gsm8k.jsonl"
     data.write_text("".join(json.dumps({"question": f"Q{i}?", "answer": "... #### 18"}) + "\n" for i in range(6)))
     return str(data)
 

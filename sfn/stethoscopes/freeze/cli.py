@@ -13,7 +13,7 @@ import click
 
 from sfn.cli_errors import SfnCommand, pickle_option, report_errors, stop_interrupted
 from sfn.errors import SfnError
-from sfn.stethoscopes.freeze.config import TRAINING_FORMATS
+from sfn.eval.prompts import TRAINING_FORMATS
 from sfn.stethoscopes.freeze.presets import PRESETS
 
 

@@ -13,10 +13,7 @@ from typing import Any
 
 from sfn.errors import SfnError, SfnErrors, argument
 from sfn.eval.benchmarks import BOXED_INSTRUCTION
-from sfn.eval.prompts import PROMPT_FORMATS
-
-# Training formats: sfn eval's, except R1's evaluation-only reply opening.
-TRAINING_FORMATS = tuple(name for name in PROMPT_FORMATS if name != "r1")
+from sfn.eval.prompts import TRAINING_FORMATS
 from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE, ROLES
 
 SETTINGS_FILE = "freeze_settings.json"
