@@ -120,3 +120,19 @@ def test_fsdp_on_two_cpu_processes_trains_the_selection_matches_ddp_and_resumes(
     # other examples for it, so the resumed model is compared with the selection, not bit for bit.
     losses = (run / "loss.csv").read_text().splitlines()
     assert losses[:3] == first_losses[:3] and len(losses) == 4
+
+
+@pytest.mark.slow
+def test_zero3_config_passes_deepspeeds_schema() -> None:
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (PyPI has only its sdist: DS_BUILD_OPS=0 pip install deepspeed)")
+    from accelerate.utils import DeepSpeedPlugin
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    settings = _config("deepspeed_zero3.yaml").deepspeed_config
+    plugin = DeepSpeedPlugin(**{key: settings[key] for key in (
+        "zero_stage", "zero3_init_flag", "zero3_save_16bit_model", "offload_optimizer_device", "offload_param_device")})
+    # Trainer fills the "auto" values from its arguments (batch size, accumulation, clipping) at launch.
+    filled = json.loads(json.dumps(plugin.deepspeed_config).replace('"auto"', "1"))
+    checked = DeepSpeedConfig(filled)
+    assert checked.zero_optimization_stage == 3 and checked.zero_config.gather_16bit_weights_on_model_save
+    assert checked.zero_config.offload_param is None or checked.zero_config.offload_param.device == "none"
