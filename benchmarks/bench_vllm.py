@@ -25,9 +25,14 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the hf backend (vLLM's CPU worker binds one per core it is given; "
+                             "on 2 cores it keeps one for itself and uses 1)")
     args = parser.parse_args()
 
     import torch
+
+    torch.set_num_threads(args.threads)
 
     from sfn.eval.backends.hf import HFBackend
     from sfn.eval.backends.vllm import VLLMBackend
@@ -47,13 +52,14 @@ def main() -> None:
     model, tokenizer = load_model(model_source, dtype=getattr(torch, args.dtype))
     hf = HFBackend(model, tokenizer, batch_size=len(prompts))
 
-    rates = {}
+    rates, outputs = {}, {}
     for name, backend in (("hf", hf), ("vllm", engine)):
         backend.generate(prompts[:2], [4, 4])  # warm-up
         started = time.perf_counter()
-        completions = backend.generate(prompts, limits)
+        outputs[name] = backend.generate(prompts, limits)
         seconds = time.perf_counter() - started
-        rates[name] = (sum(c.num_tokens for c in completions) / seconds, seconds)
+        rates[name] = (sum(c.num_tokens for c in outputs[name]) / seconds, seconds)
+    same = sum(a == b for a, b in zip(outputs["hf"], outputs["vllm"]))
 
     started = time.perf_counter()
     with engine.variant(merge_edits(model_source, donor, "o")) as names:
@@ -63,7 +69,7 @@ def main() -> None:
     switched_back = time.perf_counter() - started
 
     print(f"model {model_source}, {len(prompts)} prompts x {args.max_new_tokens} new tokens, greedy, {args.dtype}, "
-          f"torch threads {torch.get_num_threads()}")
+          f"hf torch threads {torch.get_num_threads()}; the same completion from both backends for {same} of {len(prompts)}")
     print(f"| what | seconds | tokens/s | vs hf |\n| --- | --- | --- | --- |")
     for name, (rate, seconds) in rates.items():
         print(f"| generate, {name} backend | {seconds:.2f} | {rate:.1f} | {rate / rates['hf'][0]:.2f}x |")
