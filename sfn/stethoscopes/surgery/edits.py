@@ -15,7 +15,7 @@ from sfn.errors import SfnError
 from sfn.registry import Selector, module_map
 from sfn.stethoscopes.surgery.destroy import destroy_tensors, selected_for_destruction
 from sfn.stethoscopes.surgery.plan import plan_merge
-from sfn.stethoscopes.surgery.sources import ModelSource, opened
+from sfn.io.sources import ModelSource, opened
 from sfn.stethoscopes.surgery.splice import copy_part_
 
 
