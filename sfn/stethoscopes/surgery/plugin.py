@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 
 from sfn.errors import SfnError, SfnErrors
 from sfn.io import Checkpoint, TensorInfo
+from sfn.io.writer import honour_umask
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.stethoscopes.surgery.output import (
     DEFAULT_SHARD_SIZE,
@@ -119,6 +120,7 @@ def extract_plugin(
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     save_file(tensors, str(partial), metadata={"format": "pt", METADATA_KEY: json.dumps(metadata)})
+    honour_umask(partial)
     os.replace(partial, out)
     return Plugin(out, metadata, tensors)
 
