@@ -17,12 +17,16 @@ class DeltaStage:
     figures: dict[str, Path]
 
 
+def delta_every(num_layers: int) -> int:
+    """Small models get a histogram panel for every layer; large ones every fifth."""
+    return 1 if num_layers <= 12 else 5
+
+
 def run_delta(pair: DemoPair, out: Path) -> DeltaStage:
     """`sfn delta` on the pair, written to `out` (delta.csv, summary.json, norms/histograms/heatmap.png)."""
     from sfn.stethoscopes.delta import delta, summarize, write_outputs
 
     table = delta(str(pair.base_source), str(pair.tuned_source))
-    # Small models get a histogram panel for every layer; large ones every fifth.
-    paths = write_outputs(table, out, every=1 if pair.num_layers <= 12 else 5)
+    paths = write_outputs(table, out, every=delta_every(pair.num_layers))
     figures = {name: paths[key] for name, key in (("norms", "norms"), ("histograms", "histograms_png"), ("heatmap", "heatmap"))}
     return DeltaStage(table.drop(columns=["histogram"]), summarize(table), figures)

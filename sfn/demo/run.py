@@ -11,17 +11,17 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sfn.demo.delta_stage import run_delta
+from sfn.demo.delta_stage import delta_every, run_delta
 from sfn.demo.destruction_stage import run_destruction
 from sfn.demo.freeze_stage import run_freeze
 from sfn.demo.merge_stage import run_merge
-from sfn.demo.pair import DemoPair, custom_pair, organism_pair
+from sfn.demo.pair import ORGANISM_LABEL, DemoPair, custom_pair, organism_pair
 from sfn.errors import SfnError
 
 INDEX_FILE = "demo.json"
@@ -94,11 +94,42 @@ def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = No
         pair = custom_pair(base, tuned, benchmark or "gsm8k", data, train_data)
     with _threads_for(pair.describe()["parameters"]):
         index = _run_stages(pair, settings, out, on_stage)
+    index["commands"] = stage_commands(pair, settings, out, index)
     index["seconds"]["total"] = round(time.perf_counter() - started, 1)
     (out / INDEX_FILE).write_text(json.dumps(index, indent=2, default=str) + "\n")
     on_stage("writing the report")
     report = write_report(out)
     return DemoResult(out, index, report)
+
+
+def stage_commands(pair: DemoPair, settings: DemoSettings, out: Path, index: dict[str, Any]) -> dict[str, Any]:
+    """The `sfn` commands that redo each stage by hand (see `sfn.demo.commands`), by stage and row."""
+    from sfn.demo import commands
+    from sfn.demo.destruction_stage import METHODS
+    from sfn.demo.freeze_stage import PRESETS
+    from sfn.demo.merge_stage import MERGE_VARIANTS
+    from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE
+
+    single = pair.describe()["parameters"] < SMALL_MODEL_PARAMETERS
+    evaluation = settings.evaluation(pair)
+    result: dict[str, Any] = {
+        "delta": {"the table and figures": [commands.join(
+            ["sfn", "delta", pair.base_source, pair.tuned_source, "--out", out / commands.REPRODUCE_DIR / "delta",
+             "--every", delta_every(pair.num_layers)])]},
+        "merge": {label: commands.merge_commands(pair, evaluation, out, label, start, taken, single_thread=single)
+                  for label, start, taken in MERGE_VARIANTS},
+        "destruction": {f"{method} {kind}": [commands.destroy_command(pair, kind, method, index["destruction"]["layers"], out)]
+                        for method in METHODS for kind in ("o", "mlp")},
+    }
+    if index.get("freeze"):
+        steps = []
+        if pair.label == ORGANISM_LABEL:  # R's data, without a demo run
+            pair = replace(pair, train_data=out / commands.REPRODUCE_DIR / "train.jsonl")
+            steps.append(commands.join(["sfn", "organism", "data", "--out", pair.train_data]))
+        steps.append(commands.freeze_command(pair, evaluation, settings.training(), list(PRESETS),
+                                             pair.response_template or DEFAULT_RESPONSE_TEMPLATE, out, single_thread=single))
+        result["freeze"] = {"all presets": steps}
+    return result
 
 
 def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Callable[[str], None]) -> dict[str, Any]:
