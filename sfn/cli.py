@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,52 @@ def report_errors(command):
     return wrapper
 
 
+_VERBOSITY = {"quiet": False, "verbose": False}
+
+
+def set_verbosity(*, quiet: bool = False, verbose: bool = False) -> None:
+    """What every command prints besides its result: --quiet shows errors only (no progress bars, no
+    warnings), --verbose adds informational logs of sfn and transformers."""
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other; give one of them")
+    _VERBOSITY.update(quiet=quiet, verbose=verbose)
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    logging.getLogger("sfn").setLevel(level)
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].logging.set_verbosity(level)
+    else:  # read by transformers when it is first imported
+        os.environ["TRANSFORMERS_VERBOSITY"] = logging.getLevelName(level).lower()
+
+
+def show_progress() -> bool:
+    """Whether the running command draws progress bars (not after --quiet)."""
+    return not _VERBOSITY["quiet"]
+
+
+def with_verbosity(command: click.Command) -> click.Command:
+    """Give `command`, or every command of a group, the same --quiet/-q and --verbose/-v (once)."""
+    if getattr(command, "_sfn_verbosity", False):
+        return command
+    command._sfn_verbosity = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            with_verbosity(subcommand)
+        return command
+    command.params += [
+        click.Option(["--quiet", "-q"], is_flag=True, help="Print the result and errors only: no progress, no warnings."),
+        click.Option(["--verbose", "-v"], is_flag=True, help="Also print informational messages of sfn and transformers."),
+    ]
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def run(*args, quiet: bool = False, verbose: bool = False, **kwargs):
+        set_verbosity(quiet=quiet, verbose=verbose)
+        return callback(*args, **kwargs)
+
+    command.callback = run
+    return command
+
+
 class LazyGroup(click.Group):
     """A command group whose subcommands from other packages are imported only when used."""
 
@@ -39,8 +86,9 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy_commands:
             module, attribute = self.lazy_commands[name].split(":")
-            return getattr(importlib.import_module(module), attribute)
-        return super().get_command(ctx, name)
+            return with_verbosity(getattr(importlib.import_module(module), attribute))
+        command = super().get_command(ctx, name)
+        return with_verbosity(command) if command is not None else None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -111,7 +159,8 @@ def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, no_p
         low, high = (float(x) for x in clip.split(","))
     except ValueError:
         raise SfnError(f"--clip must be LOW,HIGH like -1,1 (got {clip!r})") from None
-    table = delta(base, tuned, select, layers=layers, bins=bins, clip=(low, high), eps=eps, allow_pickle=allow_pickle)
+    table = delta(base, tuned, select, layers=layers, bins=bins, clip=(low, high), eps=eps, allow_pickle=allow_pickle,
+                  progress=show_progress())
     paths = write_outputs(table, out, every=every, plots=not no_plots)
     click.echo(f"delta: {tuned} vs {base} ({table.attrs['model_type']}, {table.attrs['num_layers']} layers, "
                f"{len(table)} modules)\n")
@@ -130,7 +179,7 @@ def make_pair_command(out: Path, shape: str, seed: int) -> None:
     """Write a synthetic base/tuned pair (OUT/base, OUT/tuned) whose o_proj moved bimodally."""
     from sfn.synthetic import make_pair
 
-    base, tuned = make_pair(out, shape, seed=seed)
+    base, tuned = make_pair(out, shape, seed=seed, progress=show_progress())
     click.echo(f"wrote {base} and {tuned}")
 
 

@@ -26,7 +26,7 @@ def run_delta(pair: DemoPair, out: Path) -> DeltaStage:
     """`sfn delta` on the pair, written to `out` (delta.csv, summary.json, norms/histograms/heatmap.png)."""
     from sfn.stethoscopes.delta import delta, summarize, write_outputs
 
-    table = delta(str(pair.base_source), str(pair.tuned_source))
+    table = delta(str(pair.base_source), str(pair.tuned_source), progress=False)  # the demo draws its own bar
     paths = write_outputs(table, out, every=delta_every(pair.num_layers))
     figures = {name: paths[key] for name, key in (("norms", "norms"), ("histograms", "histograms_png"), ("heatmap", "heatmap"))}
     return DeltaStage(table.drop(columns=["histogram"]), summarize(table), figures)

@@ -83,7 +83,9 @@ def eval_command(
 
     try:
         options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
-        config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, **options)
+        from sfn.cli import show_progress
+
+        config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, progress=show_progress(), **options)
         result = evaluate(model, config, reference_model=reference_model)
     except SfnError as error:
         raise click.ClickException(str(error)) from None

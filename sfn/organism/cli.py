@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sfn.cli import report_errors
+from sfn.cli import report_errors, show_progress
 
 
 @click.group("organism")
@@ -24,7 +24,7 @@ def build_command(seed: int, out: Path, quick: bool) -> None:
     """Pretrain B on a generated world, fine-tune R on worked solutions, and measure both."""
     from sfn.organism.build import build_organism
 
-    result = build_organism(seed, out, quick=quick)
+    result = build_organism(seed, out, quick=quick, progress=show_progress())
     provenance = result.provenance
     click.echo(f"wrote {out}/base and {out}/tuned ({provenance['parameters']:,} parameters each) "
                f"in {provenance['build_seconds']:.0f} s")

@@ -85,10 +85,11 @@ def test_level_four_needs_reasoning_about_the_prompt():
     assert off_topic.level == "III" and "no reasoning about the prompt" in off_topic.reason
     assert off_topic.evidence["number_overlap"] == 0.5  # on the prompt only through the answer's 9
     assert off_topic.evidence["reasoning_number_overlap"] == 0.25 and off_topic.evidence["reasoning_term_overlap"] == 0.0
-    worked = "Ben has 9 coins. 9 + 5 = 14 coins. 14 - 7 = 7 coins. 7 + 2 = 9 coins. The final answer is 9."
+    worked = ("Ben starts with 9 coins. After buying 5 more, Ben has 9 + 5 = 14 coins. After losing 7, Ben has "
+              "14 - 7 = 7 coins. After finding 2 more, Ben has 7 + 2 = 9 coins. The final answer is 9.")
     assert lexical.grade(question, worked, correct=True).level == "IV"
-    assert lexical.grade(question, "The final answer is 9.", correct=True).level == "III"  # an answer, no reasoning
-    assert lexical.grade(question, "\\boxed{9}", correct=True).level != "IV"
+    for bare in ("The final answer is 9.", "So the answer: the final answer is 9.", "\\boxed{9}"):  # answers, no reasoning
+        assert lexical.grade(question, bare, correct=True).level != "IV", bare
     # Evidence stored by runs from before these measures were recorded keeps its level on rescoring.
     old = {key: value for key, value in off_topic.evidence.items() if not key.startswith("reasoning_")}
     assert decide(old)[0] == "IV"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from sfn.cli import report_errors
+from sfn.cli import report_errors, show_progress
 from sfn.errors import SfnError
 from sfn.stethoscopes.freeze.presets import PRESETS
 
@@ -103,7 +103,7 @@ def freeze_command(model, train, compare_presets, data, out, columns, no_norms, 
 
     settings.update(
         columns=_columns(columns), norms=not no_norms, prompt_format=prompt_format, eval_benchmark=eval_benchmark,
-        progress=not no_progress,
+        progress=not no_progress and show_progress(),
         **{key: value for key, value in (("instruction", instruction),
                                          ("response_template", _unescaped(response_template))) if value is not None},
     )

@@ -22,7 +22,14 @@ import pandas as pd
 import torch
 
 from sfn.errors import SfnError
-from sfn.stethoscopes.freeze.callbacks import FrozenCheck, FrozenCheckCallback, InterruptCallback, MemoryCallback, SpeedCallback
+from sfn.stethoscopes.freeze.callbacks import (
+    FrozenCheck,
+    FrozenCheckCallback,
+    InterruptCallback,
+    LossBar,
+    MemoryCallback,
+    SpeedCallback,
+)
 from sfn.stethoscopes.freeze.config import FreezeConfig, check_resumable
 from sfn.stethoscopes.freeze.data import Formatting, PaddingCollator, prepare_data, read_records
 from sfn.stethoscopes.freeze.export import write_plugin, write_plugin_from_files
@@ -156,7 +163,7 @@ def freeze(
     snapshot = config.plugin and not plugin_from_files
     initial = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad} if snapshot else {}
 
-    from transformers import PrinterCallback, Trainer
+    from transformers import PrinterCallback, ProgressCallback, Trainer
 
     speed, memory, frozen, interrupt = SpeedCallback(), MemoryCallback(), FrozenCheckCallback(), InterruptCallback()
     model.train()
@@ -169,7 +176,10 @@ def freeze(
         processing_class=tokenizer,
         callbacks=[speed, memory, frozen, interrupt, *(callbacks or [])],
     )
-    if not config.progress:  # without a progress bar, Trainer would print every log line instead
+    if config.progress:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(LossBar(f"freeze {config.train}"))
+    else:  # without a progress bar, Trainer would print every log line instead
         trainer.remove_callback(PrinterCallback)
     heldout_before = trainer.evaluate()["eval_loss"] if prepared.heldout and not last else None
     trainer.train(resume_from_checkpoint=last)
