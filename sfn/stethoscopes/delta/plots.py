@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -33,10 +34,11 @@ def plot_norms(table: pd.DataFrame, path: Path) -> Path:
     for ax in axes:
         ax.set_xlabel("layer")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, ncol=2, loc="best")
+    # Outside the axes: inside, "best" still covered curves (issue 12).
+    axes[1].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, frameon=False)
     fig.suptitle(_title(table), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -54,7 +56,8 @@ def plot_histograms(table: pd.DataFrame, path: Path, *, every: int = 5) -> Path:
     edges = np.asarray(table.attrs.get("bin_edges", []))
     first, last, group = _window(shown, len(edges) - 1)
     fig, axes = plt.subplots(
-        max(len(layers), 1), max(len(kinds), 1), figsize=(2.1 * max(len(kinds), 1), 1.5 * max(len(layers), 1)), squeeze=False
+        max(len(layers), 1), max(len(kinds), 1), figsize=(1.5 * max(len(kinds), 1), 1.3 * max(len(layers), 1) + 0.6),
+        squeeze=False,
     )
     for i, layer in enumerate(layers):
         for j, kind in enumerate(kinds):
@@ -66,13 +69,18 @@ def plot_histograms(table: pd.DataFrame, path: Path, *, every: int = 5) -> Path:
                 lefts = edges[first:last:group]
                 colour = "tab:red" if row["bimodal"] else "tab:blue"
                 ax.bar(lefts, counts / max(counts.sum(), 1), width=edges[group] - edges[0], align="edge", color=colour)
-            ax.set_yticks([])
-            ax.tick_params(labelsize=6)
+            # A y-axis (share of elements per bar) on every panel, and tick labels a reader can read
+            # at the width the report shows the figure (about 1000 px): 7 pt at 100 dpi is 10 px.
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(2))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
+            ax.tick_params(labelsize=7)
             if i == 0:
                 ax.set_title(kind, fontsize=9)
             if j == 0:
                 ax.set_ylabel(f"layer {layer}", fontsize=8)
     fig.suptitle(f"{_title(table)}\nrelative change r = (W_R - W_B)/|W_B| (central 99.5%); red = bimodal", fontsize=9)
+    fig.supylabel("share of elements", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -47,9 +47,12 @@ def _plot(curves: dict[str, pd.DataFrame], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from sfn.stethoscopes.freeze.presets import preset_colours
+
     figure, axis = plt.subplots(figsize=(7, 4))
+    colours = preset_colours(list(curves))
     for label, frame in curves.items():
-        axis.plot(frame["step"], frame["loss"], label=label, linewidth=1.2)
+        axis.plot(frame["step"], frame["loss"], label=label, linewidth=1.2, color=colours[label])
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("training loss (response tokens)")
     axis.set_title(title)
