@@ -46,10 +46,10 @@ def delta_verdict(ranking: pd.DataFrame) -> Verdict:
     # by layer, so a whole-model tensor (head, embeddings) ranking above them in the table is no contradiction.
     finding = (f"Of the modules inside the layers, {leader['kind']} has the largest relative change in {first} of "
                f"{layers} layers, and its histogram of element-wise change is bimodal in {bimodal} of {layers} layers; "
-               f"its mean relative change is {ratio:.2f}x that of the next layer kind "
-               f"({others.iloc[0]['kind'] if len(others) else '-'})")
+               f"its mean relative change is {ratio:.2f}x that of the next layer kind, "
+               f"{others.iloc[0]['kind'] if len(others) else '-'}")
     if unlayered:
-        finding += f" (the table also ranks {', '.join(unlayered)}, which belong to no layer)"
+        finding += f"; the table also ranks {', '.join(unlayered)}, which belong to no layer"
     share = first / layers if layers else 0.0
     if share >= 0.75 and ratio >= 1.5:
         strength = f"strong (leads in {_percent(share)} of layers, {ratio:.2f}x the next kind)"

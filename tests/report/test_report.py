@@ -178,7 +178,7 @@ def test_figures_render_with_readable_text_and_the_findings_agree_with_their_tab
     delta = page.sections["Delta"]
     found = re.search(r"(\S+) has the largest relative change in (\d+) of (\d+) layers, and its histogram of element-wise "
                       r"change is bimodal in (\d+) of \d+ layers; its mean relative change is ([\d.]+)x that of the next "
-                      r"layer kind \((\S+)\)", delta["finding"])
+                      r"layer kind, ([^\s;.]+)", delta["finding"])
     assert found, delta["finding"]
     kind, first, layers, bimodal, ratio, runner_up = found.groups()
     ranking = table_rows(delta, "rank")
