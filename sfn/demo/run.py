@@ -68,6 +68,19 @@ def _threads_for(parameters: int) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def _no_loading_bars() -> Iterator[None]:
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
+
+
 @dataclass
 class DemoResult:
     out: Path
@@ -96,7 +109,8 @@ def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = No
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     on_stage("loading the pair")
-    pair = organism_pair(out) if base is None else custom_pair(base, tuned, benchmark or "gsm8k", data, train_data)
+    with _no_loading_bars():  # transformers draws one per model loaded; the demo shows one per stage
+        pair = organism_pair(out) if base is None else custom_pair(base, tuned, benchmark or "gsm8k", data, train_data)
     with _threads_for(pair.describe()["parameters"]):
         index = _run_stages(pair, settings, out, on_stage, progress)
     index["commands"] = stage_commands(pair, settings, out, index)
@@ -135,8 +149,6 @@ def stage_commands(pair: DemoPair, settings: DemoSettings, out: Path, index: dic
     """The `sfn` commands that redo each stage by hand (see `sfn.demo.commands`), by stage and row."""
     from sfn.demo import commands
     from sfn.demo.destruction_stage import METHODS
-    from sfn.demo.freeze_stage import PRESETS
-    from sfn.demo.merge_stage import MERGE_VARIANTS
     from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE
 
     single = pair.describe()["parameters"] < SMALL_MODEL_PARAMETERS
@@ -155,7 +167,7 @@ def stage_commands(pair: DemoPair, settings: DemoSettings, out: Path, index: dic
         if pair.label == ORGANISM_LABEL:  # R's data, without a demo run
             pair = replace(pair, train_data=out / commands.REPRODUCE_DIR / "train.jsonl")
             steps.append(commands.join(["sfn", "organism", "data", "--out", pair.train_data]))
-        steps.append(commands.freeze_command(pair, evaluation, settings.training(), list(PRESETS),
+        steps.append(commands.freeze_command(pair, evaluation, settings.training(), list(FREEZE_PRESETS),
                                              pair.response_template or DEFAULT_RESPONSE_TEMPLATE, out, single_thread=single))
         result["freeze"] = {"all presets": steps}
     return result
