@@ -69,7 +69,7 @@ def _threads_for(parameters: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _no_loading_bars() -> Iterator[None]:
+def _no_transformers_bars() -> Iterator[None]:
     from transformers.utils import logging as transformers_logging
 
     enabled = transformers_logging.is_progress_bar_enabled()
@@ -109,10 +109,11 @@ def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = No
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     on_stage("loading the pair")
-    with _no_loading_bars():  # transformers draws one per model loaded; the demo shows one per stage
+    # transformers draws a bar per model it loads or saves (Freeze saves eight); the demo shows one per stage.
+    with _no_transformers_bars():
         pair = organism_pair(out) if base is None else custom_pair(base, tuned, benchmark or "gsm8k", data, train_data)
-    with _threads_for(pair.describe()["parameters"]):
-        index = _run_stages(pair, settings, out, on_stage, progress)
+        with _threads_for(pair.describe()["parameters"]):
+            index = _run_stages(pair, settings, out, on_stage, progress)
     index["commands"] = stage_commands(pair, settings, out, index)
     index["seconds"]["total"] = round(time.perf_counter() - started, 1)
     (out / INDEX_FILE).write_text(json.dumps(index, indent=2, default=str) + "\n")
@@ -127,8 +128,12 @@ def _then(result: Any, advance: Callable[[], None]) -> Any:
 
 
 def _delta_summary(stage: Any) -> str:
-    top = stage.ranking.iloc[0]
-    return f"{top['kind']} moved most (mean relative change {top['mean_rel_norm']:.2e})"
+    """The kind that moved most inside the layers, as the report's finding counts it."""
+    layered = stage.ranking[stage.ranking["layers"] > 0]
+    if layered.empty:
+        return "no per-layer modules compared"
+    top = layered.sort_values(["first_in_layers", "mean_rel_norm"], ascending=False).iloc[0]
+    return f"{top['kind']} moved most in {top['first_in_layers']} of {top['layers']} layers"
 
 
 def _merge_summary(stage: Any) -> str:

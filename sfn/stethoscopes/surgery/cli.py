@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from sfn.cli import show_progress
 from sfn.errors import SfnError
 from sfn.stethoscopes.surgery.destroy import METHODS, destroy
 from sfn.stethoscopes.surgery.merge import merge
@@ -105,6 +106,7 @@ def _sweep(
         std=std,
         seed=seed,
         grader=None if no_levels else "auto",
+        progress=show_progress(),
     )
     if table:
         if table.endswith(".jsonl"):
