@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from sfn import __version__
-from sfn.cli_errors import SfnGroup, pickle_option, report_errors
+from sfn.cli_errors import SfnGroup, pickle_option, report_errors, set_verbosity, show_progress, with_verbosity
 from sfn.errors import SfnError
 
 __all__ = ["main", "report_errors"]
@@ -32,8 +32,9 @@ class LazyGroup(SfnGroup):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy_commands:
             module, attribute = self.lazy_commands[name].split(":")
-            return getattr(importlib.import_module(module), attribute)
-        return super().get_command(ctx, name)
+            return with_verbosity(getattr(importlib.import_module(module), attribute))
+        command = super().get_command(ctx, name)
+        return with_verbosity(command) if command is not None else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         names = self.list_commands(ctx)
@@ -123,7 +124,7 @@ def delta_command(base, tuned, out, select, layers, bins, clip, eps, every, tol,
     except ValueError:
         raise SfnError(f"--clip must be LOW,HIGH like -1,1 (got {clip!r})") from None
     result = delta(base, tuned, select, layers=layers, bins=bins, clip=(low, high), eps=eps, allow_pickle=allow_pickle,
-                   tol=tol, spectral=spectral)
+                   tol=tol, spectral=spectral, progress=show_progress())
     paths = write_outputs(result, out, every=every, plots=not no_plots, paper_clamp=paper_clamp)
     click.echo(f"delta: {tuned} vs {base} ({result.summary['model_type']}, {result.summary['num_layers']} layers, "
                f"{len(result.table)} modules)\n")
@@ -142,7 +143,7 @@ def make_pair_command(out: Path, shape: str, seed: int) -> None:
     """Write a synthetic base/tuned pair (OUT/base, OUT/tuned) whose o_proj moved bimodally."""
     from sfn.synthetic import make_pair
 
-    base, tuned = make_pair(out, shape, seed=seed)
+    base, tuned = make_pair(out, shape, seed=seed, progress=show_progress())
     click.echo(f"wrote {base} and {tuned}")
 
 

@@ -10,6 +10,8 @@ It imports nothing but click and sfn.errors: every sub-CLI uses it, and `sfn -h`
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -98,3 +100,49 @@ class SfnGroup(_Convention, click.Group):
 
 # Shared by every command that opens a checkpoint (their refusal of pickles suggests it).
 pickle_option = click.option("--allow-pickle", is_flag=True, help="Load pickled .bin/.pt checkpoints (runs their unpickler).")
+
+
+_VERBOSITY = {"quiet": False, "verbose": False}
+
+
+def set_verbosity(*, quiet: bool = False, verbose: bool = False) -> None:
+    """What every command prints besides its result: --quiet shows errors only (no progress bars, no
+    warnings), --verbose adds informational logs of sfn and transformers."""
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other; give one of them")
+    _VERBOSITY.update(quiet=quiet, verbose=verbose)
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    logging.getLogger("sfn").setLevel(level)
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].logging.set_verbosity(level)
+    else:  # read by transformers when it is first imported
+        os.environ["TRANSFORMERS_VERBOSITY"] = logging.getLevelName(level).lower()
+
+
+def show_progress() -> bool:
+    """Whether the running command draws progress bars (not after --quiet)."""
+    return not _VERBOSITY["quiet"]
+
+
+def with_verbosity(command: click.Command) -> click.Command:
+    """Give `command`, or every command of a group, the same --quiet/-q and --verbose/-v (once)."""
+    if getattr(command, "_sfn_verbosity", False):
+        return command
+    command._sfn_verbosity = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            with_verbosity(subcommand)
+        return command
+    command.params += [
+        click.Option(["--quiet", "-q"], is_flag=True, help="Print the result and errors only: no progress, no warnings."),
+        click.Option(["--verbose", "-v"], is_flag=True, help="Also print informational messages of sfn and transformers."),
+    ]
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def run(*args, quiet: bool = False, verbose: bool = False, **kwargs):
+        set_verbosity(quiet=quiet, verbose=verbose)
+        return callback(*args, **kwargs)
+
+    command.callback = run
+    return command

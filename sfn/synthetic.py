@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from sfn.errors import SfnError
+from sfn.io.writer import honour_umask
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,9 @@ def make_pair(
             base_shard[name], tuned_shard[name] = base.to(dtype), (base * (1 + change)).to(dtype)
             weight_map[name] = file
             bar.update()
-        save_file(base_shard, base_dir / file, metadata={"format": "pt"})
-        save_file(tuned_shard, tuned_dir / file, metadata={"format": "pt"})
+        for directory, tensors in ((base_dir, base_shard), (tuned_dir, tuned_shard)):
+            save_file(tensors, directory / file, metadata={"format": "pt"})
+            honour_umask(directory / file)
     bar.close()
     if len(shards) > 1:
         total = sum(math.prod(dims) for dims in shapes.values()) * dtype.itemsize

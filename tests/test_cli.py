@@ -50,3 +50,38 @@ def test_bad_clip_text_is_reported(tiny_model_dir, tmp_path):
     model = str(tiny_model_dir("llama"))
     result = CliRunner().invoke(main, ["delta", model, model, "--out", str(tmp_path), "--clip", "wide"])
     assert result.exit_code == 2 and "--clip" in result.output
+
+
+def _commands(group, ctx, prefix=()):
+    import click
+
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, ctx, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def test_every_command_takes_quiet_and_verbose():
+    import click
+
+    ctx = click.Context(main)
+    commands = dict(_commands(main, ctx))
+    assert {("demo",), ("eval",), ("freeze",), ("organism", "data"), ("plugin", "apply")} <= set(commands)
+    for name, command in commands.items():
+        flags = {flag for param in command.params for flag in getattr(param, "opts", [])}
+        assert {"--quiet", "-q", "--verbose", "-v"} <= flags, name
+
+
+def test_quiet_drops_the_progress_bar_and_verbose_with_quiet_is_refused(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["make-pair", str(tmp_path / "pair")]).exit_code == 0
+    arguments = ["delta", str(tmp_path / "pair/base"), str(tmp_path / "pair/tuned"), "--out", str(tmp_path / "d"), "--no-plots"]
+    loud = runner.invoke(main, arguments)
+    quiet = runner.invoke(main, [*arguments, "--quiet"])
+    assert loud.exit_code == quiet.exit_code == 0
+    assert "delta:" in loud.stderr and "delta:" not in quiet.stderr  # the tqdm bar, on stderr
+    assert quiet.stdout == loud.stdout  # the result itself is the same
+    both = runner.invoke(main, [*arguments, "-q", "-v"])
+    assert both.exit_code == 2 and "contradict" in both.output

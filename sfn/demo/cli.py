@@ -27,10 +27,12 @@ def demo_command(out: Path, base, tuned, benchmark, data, train_data, limit, fre
     """
     from dataclasses import replace
 
+    from sfn.cli_errors import show_progress
     from sfn.demo import DemoSettings, run_demo
 
     overrides = {key: value for key, value in (("eval_limit", limit), ("freeze_steps", freeze_steps)) if value is not None}
     result = run_demo(out, base=base, tuned=tuned, benchmark=benchmark, data=data, train_data=train_data,
-                      settings=replace(DemoSettings(), **overrides), on_stage=lambda message: click.echo(message, err=True))
+                      settings=replace(DemoSettings(), **overrides), progress=show_progress(),
+                      on_stage=lambda message: click.echo(message, err=True) if show_progress() else None)
     click.echo(f"\n{result.report['markdown'].read_text()}")
     click.echo(f"done in {result.index['seconds']['total']:.0f} s; open {result.report['html']}")

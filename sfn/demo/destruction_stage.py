@@ -42,7 +42,8 @@ def run_destruction(pair: DemoPair, evaluation: dict[str, Any], grader: Any, pro
              for s in samples]
     layers = middle_layers(pair.num_layers)
     outputs = sweep(pair.tuned, texts, tokenizer=pair.tokenizer, methods=METHODS, layers=[layers],
-                    references=[s.reference for s in samples], max_new_tokens=evaluation["max_new_tokens"], grader=grader)
+                    references=[s.reference for s in samples], max_new_tokens=evaluation["max_new_tokens"], grader=grader,
+                    progress=False)  # the demo draws one bar per stage
     outputs["question"] = [samples[index].question for index in outputs["prompt"]]
     out.mkdir(parents=True, exist_ok=True)
     outputs.to_csv(out / TABLE_FILE, index=False)

@@ -3,11 +3,13 @@ trainable (presets emb+head, emb+head+o, emb+head+qkvo, all), compared on the be
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from transformers import TrainerCallback
 
 from sfn.demo.pair import DemoPair
 
@@ -21,7 +23,18 @@ class FreezeStage:
     loss_figure: Path | None
 
 
-def run_freeze(pair: DemoPair, evaluation: dict[str, Any], training: dict[str, Any], out: Path) -> FreezeStage:
+class StepDone(TrainerCallback):
+    """Advances the demo's Freeze bar once per optimizer step of any preset."""
+
+    def __init__(self, advance: Callable[[], None]):
+        self.advance = advance
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.advance()
+
+
+def run_freeze(pair: DemoPair, evaluation: dict[str, Any], training: dict[str, Any], out: Path,
+               advance: Callable[[], None] = lambda: None) -> FreezeStage:
     """`sfn.stethoscopes.freeze.compare` from B over the presets (each run on its own copy), scored on the benchmark."""
     from sfn.stethoscopes.freeze import compare
     from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE
@@ -37,6 +50,7 @@ def run_freeze(pair: DemoPair, evaluation: dict[str, Any], training: dict[str, A
         eval_data=pair.benchmark_data,
         eval_limit=evaluation["limit"],
         eval_max_new_tokens=evaluation["max_new_tokens"],
+        callbacks=[StepDone(advance)],
         **training,
     )
     losses = {preset: result.loss[["step", "loss"]] for preset, result in zip(PRESETS, results)}

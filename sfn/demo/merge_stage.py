@@ -4,6 +4,7 @@ each variant evaluated on the benchmark with output levels."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,8 @@ def merge_row(label: str, taken: str | None, summary: dict[str, Any]) -> dict[st
     }
 
 
-def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path) -> MergeStage:
+def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path,
+              advance: Callable[[], None] = lambda: None) -> MergeStage:
     """Evaluate B, the three merges and R with the same settings and grader; write merge.csv and samples."""
     from sfn.eval import evaluate
     from sfn.stethoscopes.surgery import merged
@@ -68,6 +70,7 @@ def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path
             result = evaluate((model, pair.tokenizer), grader=grader, **evaluation)
         rows.append(merge_row(label, taken, result.summary))
         samples.append(result.samples[export_columns(result.samples)].assign(variant=label))
+        advance()
     out.mkdir(parents=True, exist_ok=True)
     table, outputs = pd.DataFrame(rows), pd.concat(samples, ignore_index=True)
     table.to_csv(out / TABLE_FILE, index=False)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sfn.errors import SfnError, SfnErrors
+from sfn.errors import SfnError
 from sfn.eval.benchmarks import Benchmark, get_benchmark
 
 ORGANISM_LABEL = "the built-in model organism"
@@ -65,11 +65,8 @@ def organism_pair(out: Path) -> DemoPair:
 
 
 def custom_pair(base: str, tuned: str, benchmark: str, data: str | None, train_data: str | None) -> DemoPair:
-    """Any pair with the same architecture, compared on `benchmark` (with `data` for a local file)."""
-    problems = [f"--{name} {value} does not exist" for name, value in (("data", data), ("train-data", train_data))
-                if value and not Path(value).is_file()]
-    if problems:
-        raise SfnErrors(problems, "cannot run the demo")
+    """Any pair with the same architecture, compared on `benchmark` (with `data` for a local file);
+    the inputs are checked first (`sfn.demo.checks.check_custom_pair`)."""
     return _loaded(Path(base), Path(tuned), benchmark, data, Path(train_data) if train_data else None, None,
                    f"{base} and {tuned}", {})
 

@@ -11,17 +11,18 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sfn.demo.delta_stage import run_delta
+from sfn.demo.delta_stage import delta_every, run_delta
 from sfn.demo.destruction_stage import run_destruction
+from sfn.demo.freeze_stage import PRESETS as FREEZE_PRESETS
 from sfn.demo.freeze_stage import run_freeze
-from sfn.demo.merge_stage import run_merge
-from sfn.demo.pair import DemoPair, custom_pair, organism_pair
+from sfn.demo.merge_stage import MERGE_VARIANTS, run_merge
+from sfn.demo.pair import ORGANISM_LABEL, DemoPair, custom_pair, organism_pair
 from sfn.errors import SfnError, argument
 
 INDEX_FILE = "demo.json"
@@ -47,11 +48,11 @@ class DemoSettings:
         """Keyword arguments of `sfn.eval.evaluate` shared by every stage."""
         return {"benchmark": pair.benchmark, "data": pair.benchmark_data, "limit": self.eval_limit,
                 "prompt_format": self.prompt_format, "max_new_tokens": self.max_new_tokens,
-                "batch_size": self.batch_size, "progress": True}
+                "batch_size": self.batch_size, "progress": False}  # one bar per stage instead
 
     def training(self) -> dict[str, Any]:
         return {"max_steps": self.freeze_steps, "lr": self.freeze_lr, "batch_size": self.freeze_batch_size,
-                "warmup_ratio": self.freeze_warmup, "seed": self.seed, "seq_len": 256, "heldout": 32}
+                "warmup_ratio": self.freeze_warmup, "seed": self.seed, "seq_len": 256, "heldout": 32, "progress": False}
 
 
 @contextlib.contextmanager
@@ -67,6 +68,19 @@ def _threads_for(parameters: int) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def _no_transformers_bars() -> Iterator[None]:
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
+
+
 @dataclass
 class DemoResult:
     out: Path
@@ -76,25 +90,32 @@ class DemoResult:
 
 def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = None, benchmark: str | None = None,
              data: str | None = None, train_data: str | None = None, settings: DemoSettings = DemoSettings(),
-             on_stage: Callable[[str], None] = lambda message: None) -> DemoResult:
-    """Diagnose the organism (or `base`/`tuned`) with Delta, Merge, Destruction and Freeze; write OUT."""
+             on_stage: Callable[[str], None] = lambda message: None, progress: bool = False) -> DemoResult:
+    """Diagnose the organism (or `base`/`tuned`) with Delta, Merge, Destruction and Freeze; write OUT.
+
+    `on_stage` receives a line as each stage starts and one summing it up when it ends; `progress`
+    draws one bar per stage."""
     from sfn.report import write_report
 
     if (base is None) != (tuned is None):
         raise SfnError(f"give both {argument('base')} and {argument('tuned')}, or neither (the built-in organism)")
+    if base is None and (benchmark or data or train_data):
+        raise SfnError(f"{argument('benchmark')}, {argument('data')} and {argument('train_data')} apply to a pair "
+                       f"given with {argument('base')} and {argument('tuned')}")
+    if base is not None:
+        from sfn.demo.checks import check_custom_pair
+
+        check_custom_pair(base, tuned, benchmark or "gsm8k", data, train_data, settings.prompt_format)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     on_stage("loading the pair")
-    if base is None:
-        if benchmark or data or train_data:
-            raise SfnError(f"{argument('benchmark')}, {argument('data')} and {argument('train_data')} apply to a pair "
-                           f"given with {argument('base')} and {argument('tuned')}")
-        pair = organism_pair(out)
-    else:
-        pair = custom_pair(base, tuned, benchmark or "gsm8k", data, train_data)
-    with _threads_for(pair.describe()["parameters"]):
-        index = _run_stages(pair, settings, out, on_stage)
+    # transformers draws a bar per model it loads or saves (Freeze saves eight); the demo shows one per stage.
+    with _no_transformers_bars():
+        pair = organism_pair(out) if base is None else custom_pair(base, tuned, benchmark or "gsm8k", data, train_data)
+        with _threads_for(pair.describe()["parameters"]):
+            index = _run_stages(pair, settings, out, on_stage, progress)
+    index["commands"] = stage_commands(pair, settings, out, index)
     index["seconds"]["total"] = round(time.perf_counter() - started, 1)
     (out / INDEX_FILE).write_text(json.dumps(index, indent=2, default=str) + "\n")
     on_stage("writing the report")
@@ -102,7 +123,64 @@ def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = No
     return DemoResult(out, index, report)
 
 
-def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Callable[[str], None]) -> dict[str, Any]:
+def _then(result: Any, advance: Callable[[], None]) -> Any:
+    advance()
+    return result
+
+
+def _delta_summary(stage: Any) -> str:
+    """The kind that moved most inside the layers, as the report's finding counts it."""
+    layered = stage.ranking[stage.ranking["layers"] > 0]
+    if layered.empty:
+        return "no per-layer modules compared"
+    top = layered.sort_values(["first_in_layers", "mean_rel_norm"], ascending=False).iloc[0]
+    return f"{top['kind']} moved most in {top['first_in_layers']} of {top['layers']} layers"
+
+
+def _merge_summary(stage: Any) -> str:
+    return "accuracy " + ", ".join(f"{row['variant']} {row['accuracy']:.0%}" for _, row in stage.table.iterrows())
+
+
+def _destruction_summary(stage: Any) -> str:
+    counts = stage.outputs["level"].value_counts()
+    return f"{len(stage.outputs)} outputs in layers {stage.layers}: " + ", ".join(
+        f"{counts.get(level, 0)} at level {level}" for level in ("I", "II", "III", "IV"))
+
+
+def _freeze_summary(stage: Any) -> str:
+    return "held-out accuracy " + ", ".join(f"{row['preset']} {row['held-out accuracy']:.0%}" for _, row in stage.table.iterrows())
+
+
+def stage_commands(pair: DemoPair, settings: DemoSettings, out: Path, index: dict[str, Any]) -> dict[str, Any]:
+    """The `sfn` commands that redo each stage by hand (see `sfn.demo.commands`), by stage and row."""
+    from sfn.demo import commands
+    from sfn.demo.destruction_stage import METHODS
+    from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE
+
+    single = pair.describe()["parameters"] < SMALL_MODEL_PARAMETERS
+    evaluation = settings.evaluation(pair)
+    result: dict[str, Any] = {
+        "delta": {"the table and figures": [commands.join(
+            ["sfn", "delta", pair.base_source, pair.tuned_source, "--out", out / commands.REPRODUCE_DIR / "delta",
+             "--every", delta_every(pair.num_layers)])]},
+        "merge": {label: commands.merge_commands(pair, evaluation, out, label, start, taken, single_thread=single)
+                  for label, start, taken in MERGE_VARIANTS},
+        "destruction": {f"{method} {kind}": [commands.destroy_command(pair, kind, method, index["destruction"]["layers"], out)]
+                        for method in METHODS for kind in ("o", "mlp")},
+    }
+    if index.get("freeze"):
+        steps = []
+        if pair.label == ORGANISM_LABEL:  # R's data, without a demo run
+            pair = replace(pair, train_data=out / commands.REPRODUCE_DIR / "train.jsonl")
+            steps.append(commands.join(["sfn", "organism", "data", "--out", pair.train_data]))
+        steps.append(commands.freeze_command(pair, evaluation, settings.training(), list(FREEZE_PRESETS),
+                                             pair.response_template or DEFAULT_RESPONSE_TEMPLATE, out, single_thread=single))
+        result["freeze"] = {"all presets": steps}
+    return result
+
+
+def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Callable[[str], None],
+                progress: bool) -> dict[str, Any]:
     """Run the four stages; the index of what they wrote (demo.json without the total time)."""
     from sfn.eval.grade import Grader
 
@@ -111,21 +189,31 @@ def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Cal
     grader = Grader(reference=(copy.deepcopy(pair.base), pair.tokenizer))
     seconds: dict[str, float] = {}
 
-    def timed(name: str, message: str, stage: Callable[[], Any]) -> Any:
+    def timed(name: str, message: str, units: int, stage: Callable[[Callable[[], None]], Any],
+              summary: Callable[[Any], str]) -> Any:
+        from tqdm.auto import tqdm
+
         on_stage(message)
         begun = time.perf_counter()
-        result = stage()
+        with tqdm(total=units, desc=name, disable=not progress, leave=False) as bar:
+            result = stage(lambda: bar.update())
         seconds[name] = round(time.perf_counter() - begun, 1)
+        on_stage(f"      {summary(result)} ({seconds[name]:.0f} s)")
         return result
 
-    delta = timed("delta", "[1/4] Delta: how far each module moved", lambda: run_delta(pair, out / "delta"))
-    timed("merge", "[2/4] Merge: B with R's o, q/k/v or mlp", lambda: run_merge(pair, evaluation, grader, out / "merge"))
-    destruction = timed("destruction", "[3/4] Destruction: each module kind zeroed or re-initialised",
-                        lambda: run_destruction(pair, evaluation, grader, settings.destruction_prompts, out / "destruction"))
+    delta = timed("delta", "[1/4] Delta: how far each module moved", 1,
+                  lambda advance: _then(run_delta(pair, out / "delta"), advance), _delta_summary)
+    timed("merge", "[2/4] Merge: B with R's o, q/k/v or mlp", len(MERGE_VARIANTS),
+          lambda advance: run_merge(pair, evaluation, grader, out / "merge", advance=advance), _merge_summary)
+    destruction = timed("destruction", "[3/4] Destruction: each module kind zeroed or re-initialised", 1,
+                        lambda advance: _then(run_destruction(pair, evaluation, grader, settings.destruction_prompts,
+                                                              out / "destruction"), advance), _destruction_summary)
     freeze = None
     if pair.train_data is not None:
         freeze = timed("freeze", "[4/4] Freeze: fine-tuning B with only some modules trainable",
-                       lambda: run_freeze(pair, evaluation, settings.training(), out / "freeze"))
+                       len(FREEZE_PRESETS) * settings.freeze_steps,
+                       lambda advance: run_freeze(pair, evaluation, settings.training(), out / "freeze", advance=advance),
+                       _freeze_summary)
     else:
         on_stage(f"[4/4] Freeze: skipped (give {argument('train_data')} with R's training data)")
     index = {

@@ -95,9 +95,11 @@ def eval_command(
     """Evaluate MODEL (a directory, .gguf file or hub id) on a benchmark."""
     from sfn.eval.run import evaluate
 
+    from sfn.cli_errors import show_progress
+
     options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
     options["backend_args"] = parse_backend_args(options["backend_args"])
-    config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, **options)
+    config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, progress=show_progress(), **options)
     result = evaluate(model, config, reference_model=reference_model)
     summary = result.summary
     for note in summary.get("notes", []):

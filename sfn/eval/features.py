@@ -22,6 +22,9 @@ TOKEN = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[^\sA-Za-z\d]")
 # Characters ordinary prose and math use; anything else (control characters, stray scripts,
 # byte-fallback debris) counts toward `symbol_share`.
 ORDINARY = re.compile(r"[A-Za-z0-9\s.,;:!?'\"()\[\]{}+\-*/=<>%$#&@^_|\\~`’“”–—…°×÷]")
+# The statement of the answer ("The final answer is 9.", "\\boxed{9}", "#### 9"): what is left is the
+# reasoning, which level IV requires to be about the prompt.
+ANSWER_STATEMENT = re.compile(r"(?i)\bfinal answer\b[^.\n]*|\\boxed\{[^{}]*\}|####[^\n]*")
 STOPWORDS = frozenset(
     ["a", "an", "the", "and", "or", "but", "if", "then", "so", "of", "to", "in", "on", "at", "by", "for", "with", "from", "into", "about", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "there", "their", "they", "them", "he", "she", "his", "her", "we", "our", "you", "your", "i", "my", "me", "not", "no", "do", "does", "did", "has", "have", "had", "will", "would", "can", "could", "should", "may", "might", "must", "what", "which", "who", "whom", "how", "when", "where", "why", "all", "any", "each", "every", "some", "many", "much", "more", "most", "other", "such", "than", "too", "very", "just", "also", "only", "own", "same", "how", "per", "after", "before", "over", "under", "again", "further", "once", "here", "both", "few", "nor", "out", "off", "up", "down", "between", "through", "during"]
 )
@@ -98,6 +101,15 @@ def text_statistics(prompt: str, output: str) -> dict[str, Any]:
     stats["number_overlap"] = len(prompt_numbers & set(output_numbers)) / len(prompt_numbers) if prompt_numbers else None
     key_terms = {word for word in words(prompt) if len(word) > 3 and word not in STOPWORDS}
     stats["term_overlap"] = len(key_terms & set(output_words)) / len(key_terms) if key_terms else None
+    # The same overlaps without the answer statement: "Lucy has 5 cups now. The final answer is 9."
+    # shares the number 9 with a question about Ben's 9 coins only through its answer.
+    reasoning = ANSWER_STATEMENT.sub(" ", output)
+    reasoning_words, reasoning_numbers = words(reasoning), NUMBER.findall(reasoning)
+    stats["reasoning_words"] = len(reasoning_words) + len(reasoning_numbers)
+    stats["reasoning_number_overlap"] = (
+        len(prompt_numbers & set(reasoning_numbers)) / len(prompt_numbers) if prompt_numbers else None
+    )
+    stats["reasoning_term_overlap"] = len(key_terms & set(reasoning_words)) / len(key_terms) if key_terms else None
     return stats
 
 

@@ -6,7 +6,8 @@ III meaningful text on the task's context that fails to reason (or: no reference
 IV  reasons and answers correctly.
 
 Decided in that order: fluency (I or not), relevance to the prompt (II or not), then answer
-correctness (IV or III). Every `Grade` carries the measurements behind it. The thresholds are
+correctness (IV or III); a correct answer is IV only when the reasoning beside the answer statement
+is itself on the prompt (shares its key terms or numbers). Every `Grade` carries the measurements behind it. The thresholds are
 calibrated on the hand-labelled set in tests/eval/data/grader_labels.jsonl
 (see benchmarks/grader_agreement.py).
 """
@@ -96,10 +97,26 @@ def decide(evidence: dict[str, Any], thresholds: Thresholds = Thresholds()) -> t
         return "II", "fluent but off the prompt: no relevance measure reaches its floor"
 
     if evidence.get("correct") is True:
+        if not _reasoning_on_topic(evidence, t):
+            return "III", ("fluent and the answer is correct, but no reasoning about the prompt comes before it "
+                           "(the prompt's terms and numbers are missing once the answer statement is set aside)")
         return "IV", "fluent, on the prompt, and the answer is correct (" + "; ".join(relevance) + ")"
     if evidence.get("correct") is False:
         return "III", "fluent and on the prompt, but the answer is wrong (" + "; ".join(relevance) + ")"
     return "III", "fluent and on the prompt; no reference answer to check reasoning against"
+
+
+def _reasoning_on_topic(evidence: dict[str, Any], t: Thresholds) -> bool:
+    """Level IV means reasoning correctly: the text besides the answer statement must itself share
+    the prompt's key terms or numbers. Evidence recorded before these measures existed passes."""
+    if "reasoning_words" not in evidence:
+        return True
+    if not evidence["reasoning_words"]:
+        return False
+    measured = [(evidence.get(name), floor) for name, floor in
+                (("reasoning_term_overlap", t.min_term_overlap), ("reasoning_number_overlap", t.min_number_overlap))]
+    measured = [(value, floor) for value, floor in measured if value is not None]
+    return not measured or any(value >= floor for value, floor in measured)
 
 
 class Grader:

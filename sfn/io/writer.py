@@ -57,6 +57,22 @@ TOKENIZER_GLOBS = (
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
+def file_mode(directory: bool = False) -> int:
+    """The mode `open()` (`mkdir()` for a directory) gives a new file: 0o666 (0o777) less the user's
+    umask, read by setting it and back at once."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
+def honour_umask(path: str | os.PathLike) -> Path:
+    """Give a file written by a library that creates it 0600 (safetensors' `save_file`, through a
+    temporary file) the mode every other output gets, so the user's umask decides who may read it."""
+    path = Path(path)
+    path.chmod(file_mode())
+    return path
+
+
 def parse_size(text: str | int) -> int:
     """'5GB', '500MiB', '2e9' or an int -> bytes."""
     if isinstance(text, int):
@@ -156,7 +172,7 @@ class ShardedSafetensorsWriter:
         text = json.dumps(header, separators=(",", ":")).encode()
         text += b" " * (-len(text) % 8)
         path = self.directory / self.file_names[index]
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # less the umask
         self._position = 0
         self._pwrite(struct.pack("<Q", len(text)) + text)
 
@@ -346,7 +362,7 @@ def atomic_output_dir(
         if is_no_space(error):
             raise no_space_error(target) from None
         raise
-    work.chmod(0o755)
+    work.chmod(file_mode(directory=True))  # mkdtemp made it 0700
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
         os.rename(target, old / target.name)

@@ -114,3 +114,21 @@ def write_training_records(seed: int, path: Path, count: int = CorpusSizes.finet
 def benchmark_rows(problems: list[WordProblem]) -> list[dict[str, str]]:
     """organism-math rows: id, question, answer (the number after 'The final answer is')."""
     return [{"id": f"organism-math-{index:04d}", "question": p.question, "answer": str(p.answer)} for index, p in enumerate(problems)]
+
+
+def shipped_seed() -> int:
+    """The seed the shipped organism was built from (its provenance.json)."""
+    from sfn.errors import SfnError
+    from sfn.organism.benchmark import SHIPPED_DIR
+
+    provenance = SHIPPED_DIR / "provenance.json"
+    if not provenance.is_file():
+        raise SfnError(f"the organism's weights are missing from {SHIPPED_DIR}; run `sfn organism build --out {SHIPPED_DIR}`")
+    return int(json.loads(provenance.read_text())["seed"])
+
+
+def training_data(path: Path, seed: int | None = None) -> tuple[Path, str, int]:
+    """R's training records for `seed` (default: the shipped organism's) written to `path`:
+    (path, response template, number of records)."""
+    path, template = write_training_records(shipped_seed() if seed is None else seed, Path(path))
+    return path, template, CorpusSizes.finetuning_problems

@@ -71,14 +71,16 @@ def plot_merge_levels(merge: pd.DataFrame) -> Figure:
 
 
 def plot_losses(losses: dict[str, pd.DataFrame]) -> Figure:
-    """Freeze training loss per preset, on shared axes."""
+    """Freeze training loss per preset, on shared axes: linear, in the colours of freeze/loss.png."""
+    from sfn.stethoscopes.freeze.presets import preset_colours
+
     figure = new_figure(7, 3.8)
     axis = figure.subplots()
+    colours = preset_colours(list(losses))
     for preset, frame in losses.items():
-        axis.plot(frame["step"], frame["loss"], label=preset, linewidth=1.3)
+        axis.plot(frame["step"], frame["loss"], label=preset, linewidth=1.3, color=colours[preset])
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("training loss (response tokens)")
-    axis.set_yscale("log")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()

@@ -22,6 +22,8 @@ th { background: #f4f4f4; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #555; }
 .caption { font-weight: 600; margin-bottom: 0; }
+pre { background: #f6f8fa; padding: 0.5em; white-space: pre-wrap; word-break: break-all; font-size: 0.8em; }
+.files { font-size: 0.9em; }
 footer { margin-top: 3em; font-size: 0.8em; color: #777; }
 """
 
@@ -49,6 +51,15 @@ def _html_section(section: Section) -> str:
     for caption, path in section.figures:
         parts.append(f'<figure><img src="{data_uri(path)}" alt="{html.escape(caption)}">'
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    if section.files:
+        # Links, not loads: the page stays self-contained and opens the data beside it on a click.
+        parts.append('<p class="files">Data: ' + ", ".join(
+            f'<a href="{html.escape(path)}">{html.escape(path)}</a> ({html.escape(what)})' for what, path in section.files) + ".</p>")
+    if section.commands:
+        parts.append('<details class="commands"><summary>Reproduce by hand</summary>')
+        for what, lines in section.commands:
+            parts.append(f"<p>{html.escape(what)}:</p><pre>{html.escape(chr(10).join(lines))}</pre>")
+        parts.append("</details>")
     return "".join(parts) + "</section>"
 
 
@@ -84,4 +95,10 @@ def render_markdown(sections: list[Section], title: str, figure_links: dict[Path
             lines += ([f"**{caption}**", ""] if caption else []) + [_markdown_table(table), ""]
         for caption, path in section.figures:
             lines += [f"![{caption}]({figure_links.get(path, path)})", ""]
+        if section.files:
+            lines += ["Data: " + ", ".join(f"[{path}]({path}) ({what})" for what, path in section.files) + ".", ""]
+        if section.commands:
+            lines += ["Reproduce by hand:", ""]
+            for what, commands in section.commands:
+                lines += [f"- {what}:", "", "  ```sh", *(f"  {command}" for command in commands), "  ```", ""]
     return "\n".join(lines)

@@ -40,6 +40,13 @@ class Section:
     verdict: Verdict | None = None
     tables: list[tuple[str, Table]] = field(default_factory=list)
     figures: list[tuple[str, Path]] = field(default_factory=list)
+    commands: list[tuple[str, list[str]]] = field(default_factory=list)  # (what it reproduces, shell commands)
+    files: list[tuple[str, str]] = field(default_factory=list)  # (what it holds, path relative to the folder)
+
+
+def _commands(data: DemoData, stage: str) -> list[tuple[str, list[str]]]:
+    """The by-hand commands `sfn demo` recorded for `stage` (none in a folder from before they were)."""
+    return list((data.index.get("commands") or {}).get(stage, {}).items())
 
 
 def _short(text: str) -> str:
@@ -78,7 +85,8 @@ def delta_section(data: DemoData) -> Section:
     ) if name in data.delta_figures]
     intro = "How far each module of R moved from B, relative to its size."
     return Section("Delta", f"{intro} {data.delta_finding}" if data.delta_finding else intro,
-                   delta_verdict(ranking), [("Ranking of module kinds", table)], figures)
+                   delta_verdict(ranking), [("Ranking of module kinds", table)], figures, _commands(data, "delta"),
+                   [("per layer and module", data.index["delta"]["table"]), ("per kind", data.index["delta"]["summary"])])
 
 
 def merge_section(data: DemoData, scratch: Path) -> Section:
@@ -99,7 +107,8 @@ def merge_section(data: DemoData, scratch: Path) -> Section:
                    merge_verdict(merge),
                    [("Accuracy, length and output levels", table),
                     (f"Answers to: {_short(question)} (reference {example_rows['reference'].iloc[0]})", examples)],
-                   [("Output levels per variant", figure)])
+                   [("Output levels per variant", figure)], _commands(data, "merge"),
+                   [("the table", data.index["merge"]["table"]), ("every output with its level", data.index["merge"]["samples"])])
 
 
 def destruction_section(data: DemoData, scratch: Path) -> Section:
@@ -124,7 +133,8 @@ def destruction_section(data: DemoData, scratch: Path) -> Section:
         intro += f" Undamaged {model} answers the first one: \u201c{_short(undamaged['output'].iloc[0])}\u201d"
     table = Table(["kind", "method", "typical level", "levels", "example output (first prompt)"], rows, row_levels)
     return Section("Destruction", intro, destruction_verdict(data.destruction, layers),
-                   [("Level map with example outputs", table)], [("Level map: module kind x destruction method (and layer range)", figure)])
+                   [("Level map with example outputs", table)], [("Level map: module kind x destruction method (and layer range)", figure)],
+                   _commands(data, "destruction"), [("every output with its level", data.index["destruction"]["table"])])
 
 
 def freeze_section(data: DemoData, scratch: Path) -> Section | None:
@@ -140,7 +150,9 @@ def freeze_section(data: DemoData, scratch: Path) -> Section | None:
     return Section("Freeze", f"B fine-tuned for {steps} steps on R's training data with only the named modules "
                    "(and norms) trainable (the paper's Table 2), then scored on the benchmark.",
                    freeze_verdict(freeze, samples), [("Trainable modules and what they reach", Table(columns, rows))],
-                   [("Training loss per preset", figure)])
+                   [("Training loss per preset", figure)], _commands(data, "freeze"),
+                   [("the table", data.index["freeze"]["table"]),
+                    *((f"{preset} loss per step", path) for preset, path in data.index["freeze"]["losses"].items())])
 
 
 def build_sections(data: DemoData, scratch: Path) -> list[Section]:

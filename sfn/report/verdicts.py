@@ -49,11 +49,18 @@ def delta_verdict(ranking: pd.DataFrame) -> Verdict:
     first, bimodal = int(leader["first_in_layers"]), int(leader["bimodal_layers"])
     others = layered[layered["kind"] != leader["kind"]]
     ratio = leader["mean_rel_norm"] / others["mean_rel_norm"].max() if len(others) and others["mean_rel_norm"].max() > 0 else float("inf")
-    finding = (f"{leader['kind']} ranks first in relative change in {first} of {layers} layers; bimodal in {bimodal}; "
-               f"its mean relative change is {ratio:.1f}x that of the next kind ({others.iloc[0]['kind'] if len(others) else '-'})")
+    unlayered = ranking[ranking["layers"] == 0]["kind"].tolist()
+    # The table ranks every kind by its mean; the finding compares the kinds of the layers only, layer
+    # by layer, so a whole-model tensor (head, embeddings) ranking above them in the table is no contradiction.
+    finding = (f"Of the modules inside the layers, {leader['kind']} has the largest relative change in {first} of "
+               f"{layers} layers, and its histogram of element-wise change is bimodal in {bimodal} of {layers} layers; "
+               f"its mean relative change is {ratio:.2f}x that of the next layer kind, "
+               f"{others.iloc[0]['kind'] if len(others) else '-'}")
+    if unlayered:
+        finding += f"; the table also ranks {', '.join(unlayered)}, which belong to no layer"
     share = first / layers if layers else 0.0
     if share >= 0.75 and ratio >= 1.5:
-        strength = f"strong (leads in {_percent(share)} of layers, {ratio:.1f}x the next kind)"
+        strength = f"strong (leads in {_percent(share)} of layers, {ratio:.2f}x the next kind)"
     elif share >= 0.5:
         strength = f"moderate (leads in {_percent(share)} of layers)"
     else:

@@ -41,3 +41,37 @@ def test_demo_rejects_half_a_pair(tmp_path):
 
     result = CliRunner().invoke(demo_command, ["--out", str(tmp_path), "--base", "some/model"])
     assert result.exit_code == 2 and "both base (--base) and tuned (--tuned)" in result.output
+
+
+def test_demo_checks_every_input_before_the_first_stage(tmp_path):
+    """A generated pair has no tokenizer; with a missing benchmark file too, both are reported at once,
+    before Delta runs and before anything is written."""
+    from sfn.demo import run_demo
+    from sfn.errors import SfnErrors
+    from sfn.synthetic import make_pair
+
+    base, tuned = make_pair(tmp_path / "pair", "tiny", progress=False)
+    out = tmp_path / "demo"
+    with pytest.raises(SfnErrors) as raised:
+        run_demo(out, base=str(base), tuned=str(tuned), benchmark="gsm8k", data=str(tmp_path / "missing.jsonl"),
+                 train_data=str(tmp_path / "train.jsonl"))
+    text = str(raised.value)
+    assert "has no tokenizer" in text and "missing.jsonl does not exist" in text and "train.jsonl does not exist" in text, text
+    assert not out.exists()
+
+
+def test_demo_refuses_a_pair_of_two_architectures(tmp_path):
+    from sfn.demo.checks import check_custom_pair
+    from sfn.errors import SfnErrors
+    from sfn.synthetic import make_pair
+
+    base, _ = make_pair(tmp_path / "a", "tiny", progress=False)
+    tuned_dir = tmp_path / "a" / "tuned"
+    # Same architecture, one tensor dropped from R: the pair no longer shares its tensors.
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(tuned_dir / "model.safetensors")
+    weights.pop(sorted(weights)[0])
+    save_file(weights, tuned_dir / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(SfnErrors, match="do not share their tensors"):
+        check_custom_pair(str(base), str(tuned_dir), "organism-math", None, None, "plain")

@@ -75,3 +75,21 @@ def test_degeneration_statistics():
     assert distinct_ratio([], 2) is None
     assert longest_repeat(["x", "y", "z", "x", "y", "z", "q"]) == 3
     assert longest_repeat(["a", "b", "c"]) == 0
+
+
+def test_level_four_needs_reasoning_about_the_prompt():
+    """A right number after off-topic text ('Lucy has 5 cups now.') is not reasoning correctly."""
+    lexical = Grader(embedder=None)
+    question = "Ben has 9 coins. Ben buys 5 more coins. Ben loses 7 coins. Ben finds 2 more coins. How many coins does Ben have now?"
+    off_topic = lexical.grade(question, "Lucy has 5 cups now. The final answer is 9.", correct=True)
+    assert off_topic.level == "III" and "no reasoning about the prompt" in off_topic.reason
+    assert off_topic.evidence["number_overlap"] == 0.5  # on the prompt only through the answer's 9
+    assert off_topic.evidence["reasoning_number_overlap"] == 0.25 and off_topic.evidence["reasoning_term_overlap"] == 0.0
+    worked = ("Ben starts with 9 coins. After buying 5 more, Ben has 9 + 5 = 14 coins. After losing 7, Ben has "
+              "14 - 7 = 7 coins. After finding 2 more, Ben has 7 + 2 = 9 coins. The final answer is 9.")
+    assert lexical.grade(question, worked, correct=True).level == "IV"
+    for bare in ("The final answer is 9.", "So the answer: the final answer is 9.", "\\boxed{9}"):  # answers, no reasoning
+        assert lexical.grade(question, bare, correct=True).level != "IV", bare
+    # Evidence stored by runs from before these measures were recorded keeps its level on rescoring.
+    old = {key: value for key, value in off_topic.evidence.items() if not key.startswith("reasoning_")}
+    assert decide(old)[0] == "IV"

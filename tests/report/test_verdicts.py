@@ -26,11 +26,14 @@ def ranking(first_o: int, bimodal_o: int, layers: int = 28, o_mean: float = 3e-3
 
 def test_delta_verdict_states_the_counts_and_grades_them():
     strong = delta_verdict(ranking(27, 24))
-    assert "o ranks first in relative change in 27 of 28 layers; bimodal in 24" in strong.finding
+    assert "o has the largest relative change in 27 of 28 layers" in strong.finding
+    assert "bimodal in 24 of 28 layers" in strong.finding and "3.00x that of the next layer kind, q;" in strong.finding
+    assert strong.finding.endswith("; the table also ranks embed, which belong to no layer")
     assert strong.strength.startswith("strong") and "o_proj" in strong.supports
     assert delta_verdict(ranking(15, 3, o_mean=1.1e-3)).strength.startswith("moderate")
     other = delta_verdict(ranking(5, 0, o_mean=1.1e-3))
-    assert other.finding.startswith("q ranks first in relative change in 23 of 28 layers") and "q, not o" in other.supports
+    assert "q has the largest relative change in 23 of 28 layers" in other.finding and "q, not o" in other.supports
+    assert "1.05x that of the next layer kind" in delta_verdict(ranking(27, 24, o_mean=1.046e-3)).finding  # not "1.0x"
     split = ranking(10, 0, o_mean=1.1e-3)
     split.loc[2, ["layers", "first_in_layers"]] = [28, 9]  # a third kind leads in some layers
     split.loc[1, "first_in_layers"] = 9

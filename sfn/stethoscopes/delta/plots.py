@@ -77,9 +77,10 @@ def plot_norms(table: DeltaResult | pd.DataFrame) -> Figure:
     for axis in axes:
         axis.set_xlabel("layer")
         axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, ncol=2, loc="best")
+    # Outside the axes: inside, "best" still covered curves (issue 12).
+    axes[1].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, frameon=False)
     figure.suptitle(_title(table), fontsize=10)
-    _margins(figure, left=0.8, right=0.25, bottom=0.6, top=0.75, wspace=0.18)
+    _margins(figure, left=0.8, right=1.2, bottom=0.6, top=0.75, wspace=0.18)
     return figure
 
 
@@ -147,7 +148,7 @@ def _panel_frames(axis: Axes, rows: int, columns: int, low: float, high: float) 
         for value in values:
             x = j * (1 + _GAP) + (value - low) / (high - low)
             ticks.append([(x, bottom), (x, bottom - 0.03)])
-            axis.text(x, bottom - 0.05, f"{value:g}", ha="center", va="top", fontsize=6)
+            axis.text(x, bottom - 0.05, f"{value:g}", ha="center", va="top", fontsize=7)
     axis.add_collection(LineCollection(boxes, colors="black", linewidths=0.8))
     axis.add_collection(LineCollection(ticks, colors="black", linewidths=0.8))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from sfn.cli_errors import SfnCommand, pickle_option, report_errors, stop_interrupted
+from sfn.cli_errors import SfnCommand, pickle_option, report_errors, show_progress, stop_interrupted
 from sfn.errors import SfnError
 from sfn.eval.prompts import TRAINING_FORMATS
 from sfn.stethoscopes.freeze.presets import PRESETS
@@ -41,6 +41,11 @@ def _summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _unescaped(template: str | None) -> str | None:
+    """A one-line shell argument with `\\n` for each newline (the organism's template has one)."""
+    return None if template is None else template.replace("\\n", "\n")
+
+
 def _compare_items(text: str) -> list[str]:
     """'emb+head,all' names two presets; 'o,norm' is one selector (it has a comma of its own)."""
     pieces = [piece.strip() for piece in text.split(",") if piece.strip()]
@@ -63,6 +68,11 @@ RESUME = "the last checkpoint in --out holds the model so far; run the same comm
 @click.option("--no-norms", is_flag=True, help="Keep the norms frozen (by default they train with every preset).")
 @click.option("--format", "prompt_format", default="auto", show_default=True, type=click.Choice(TRAINING_FORMATS),
               help="auto: chat if the tokenizer has a chat template, else raw (plain is raw's old name).")
+@click.option("--instruction", default=None,
+              help="Instruction after each question, as `sfn eval` adds it (default: the boxed-answer one).")
+@click.option("--response-template", default=None,
+              help="What the model learns to write, with {reasoning} and {answer}; \\n is a newline "
+                   "(default: '{reasoning}\\n\\nFinal Answer: \\boxed{{{answer}}}').")
 @click.option("--max-steps", type=int, default=None, help="Optimizer steps (overrides --epochs).")
 @click.option("--epochs", type=float, default=5.0, show_default=True)
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per example (longer ones are cut).")
@@ -84,7 +94,8 @@ RESUME = "the last checkpoint in --out holds the model so far; run the same comm
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @pickle_option
 @report_errors(kept=RESUME)
-def freeze_command(model, train, compare_presets, data, out, columns, no_norms, prompt_format, eval_benchmark, no_progress, **settings) -> None:
+def freeze_command(model, train, compare_presets, data, out, columns, no_norms, prompt_format, instruction, response_template,
+                   eval_benchmark, no_progress, **settings) -> None:
     """Fine-tune MODEL with only the selected modules trainable (the Freeze stethoscope).
 
     \b
@@ -96,7 +107,9 @@ def freeze_command(model, train, compare_presets, data, out, columns, no_norms, 
 
     settings.update(
         columns=_columns(columns), norms=not no_norms, prompt_format=prompt_format, eval_benchmark=eval_benchmark,
-        progress=not no_progress,
+        progress=not no_progress and show_progress(),
+        **{key: value for key, value in (("instruction", instruction),
+                                         ("response_template", _unescaped(response_template))) if value is not None},
     )
     presets = [p for text in compare_presets for p in _compare_items(text)]
     if presets:

@@ -131,3 +131,15 @@ def trainable_parameters(model: Any, train: str | Selector, *, norms: bool = Tru
     trainable = sum(_numel(parameters[name]) for name in names)
     total = sum(_numel(p) for p in parameters.values())
     return TrainableParameters(str(selector), names, parts, trainable, total, tied, notes)
+
+
+# One colour per preset in every loss figure (freeze/loss.png and the report's), whatever the order
+# the runs are listed in; other selectors take the remaining colours in turn.
+PRESET_COLOURS = {"emb+head": "tab:blue", "emb+head+o": "tab:orange", "emb+head+qkvo": "tab:green", "all": "tab:red"}
+OTHER_COLOURS = ("tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+
+
+def preset_colours(names: list[str]) -> dict[str, str]:
+    """name -> matplotlib colour: the presets' own, the others in turn."""
+    others = iter(OTHER_COLOURS * (len(names) // len(OTHER_COLOURS) + 1))
+    return {name: PRESET_COLOURS.get(name) or next(others) for name in names}

@@ -45,11 +45,14 @@ def loss_frame(log_history: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def plot_loss(curves: dict[str, pd.DataFrame], title: str) -> Figure:
-    """Training loss per optimizer step, one line per run."""
+    """Training loss per optimizer step, one line per run, each preset in its fixed colour."""
+    from sfn.stethoscopes.freeze.presets import preset_colours
+
     figure = new_figure(7, 4)
     axis = figure.subplots()
+    colours = preset_colours(list(curves))
     for label, frame in curves.items():
-        axis.plot(frame["step"], frame["loss"], label=label, linewidth=1.2)
+        axis.plot(frame["step"], frame["loss"], label=label, linewidth=1.2, color=colours[label])
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("training loss (response tokens)")
     axis.set_title(title)

@@ -28,7 +28,14 @@ import torch
 
 from sfn.errors import SfnError, argument
 from sfn.eval.prompts import resolve_format
-from sfn.stethoscopes.freeze.callbacks import FrozenCheck, FrozenCheckCallback, InterruptCallback, MemoryCallback, SpeedCallback
+from sfn.stethoscopes.freeze.callbacks import (
+    FrozenCheck,
+    FrozenCheckCallback,
+    InterruptCallback,
+    LossBar,
+    MemoryCallback,
+    SpeedCallback,
+)
 from sfn.io.guard import guard_output
 from sfn.io.safetensors_reader import read_safetensors_header
 from sfn.io.writer import device_of, is_no_space
@@ -251,7 +258,7 @@ def freeze(
     snapshot = config.plugin and not plugin_from_files
     initial = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad} if snapshot else {}
 
-    from transformers import PrinterCallback, Trainer
+    from transformers import PrinterCallback, ProgressCallback, Trainer
 
     speed, memory, frozen, interrupt = SpeedCallback(), MemoryCallback(), FrozenCheckCallback(), InterruptCallback()
     model.train()
@@ -264,7 +271,10 @@ def freeze(
         processing_class=tokenizer,
         callbacks=[speed, memory, frozen, interrupt, *(callbacks or [])],
     )
-    if not config.progress:  # without a progress bar, Trainer would print every log line instead
+    if config.progress:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(LossBar(f"freeze {config.train}"))
+    else:  # without a progress bar, Trainer would print every log line instead
         trainer.remove_callback(PrinterCallback)
     heldout_before = trainer.evaluate()["eval_loss"] if prepared.heldout and not last else None
     with _no_space_is_one_line(out_dir, "the whole checkpoints written before are kept; rerun to resume once there is room"):

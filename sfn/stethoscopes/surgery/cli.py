@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from sfn.cli_errors import SfnCommand, SfnGroup, pickle_option, report_errors
+from sfn.cli_errors import SfnCommand, SfnGroup, pickle_option, report_errors, show_progress
 from sfn.errors import SfnError
 from sfn.stethoscopes.surgery.choices import DEFAULT_SHARD_SIZE, DTYPE_NAMES, METHODS
 
@@ -115,6 +115,7 @@ def _sweep(
         seed=seed,
         grader=None if no_levels else "auto",
         allow_pickle=allow_pickle,
+        progress=show_progress(),
     )
     if table:
         if table.endswith(".jsonl"):

@@ -99,12 +99,14 @@ def sweep(
     seed: int = 0,
     grader: Any = "auto",
     allow_pickle: bool = False,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """One row per (method, kind, layer range, prompt): the output text and how degenerate it is.
 
     `kinds` defaults to every linear module kind the model has (q, k, v, o, gate, up, down, ...);
     `remove` ignores kinds and drops each layer range whole. `grader`: "auto" (the level grader of
     `sfn.eval` when available), None (statistics only), or an object with `grade(prompt, output, reference)`.
+    `progress` draws a bar over the configurations.
     """
     if not prompts:
         raise SfnError("the sweep needs at least one prompt")
@@ -133,7 +135,7 @@ def sweep(
     if problems:
         raise SfnErrors(problems, "cannot run the sweep")
     rows = []
-    for config in tqdm(configs, desc="sfn sweep", unit="config"):
+    for config in tqdm(configs, desc="sfn sweep", unit="config", disable=not progress):
         edit = destroyed(model, config.selector, config.method, std=std, seed=seed) if config.method != "none" else None
         try:
             for index, prompt in enumerate(prompts):

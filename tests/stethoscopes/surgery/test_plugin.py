@@ -76,3 +76,21 @@ def test_plugin_cli(model_pair, tmp_path: Path) -> None:
     assert extracted.exit_code == 0, extracted.output
     applied = runner.invoke(plugin_group, ["apply", str(tuned), str(tmp_path / "p.safetensors"), "--out", str(tmp_path / "o")])
     assert applied.exit_code == 2 and "--force" in applied.output
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_plugin_file_mode_follows_the_umask(model_pair, tmp_path: Path, umask: int) -> None:
+    """safetensors writes through a 0600 temporary file; a plugin gets the mode any new file would."""
+    import os
+
+    base, tuned = model_pair("llama")
+    previous = os.umask(umask)
+    try:
+        path = extract_plugin(base, tuned, "o", tmp_path / "p.safetensors").path
+        applied = apply_plugin(base, path, tmp_path / "applied")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert Path(applied).stat().st_mode & 0o777 == 0o777 & ~umask
+    for shard in Path(applied).glob("*.safetensors"):
+        assert shard.stat().st_mode & 0o777 == 0o666 & ~umask, shard
