@@ -44,6 +44,12 @@ class Section:
     files: list[tuple[str, str]] = field(default_factory=list)  # (what it holds, path relative to the folder)
 
 
+def _data_links(data: DemoData, stage: str, files: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """(label, path) of the data files behind a stage that its demo.json entry names."""
+    recorded = data.index.get(stage) or {}
+    return [(label, recorded[key]) for label, key in files if key in recorded]
+
+
 def _commands(data: DemoData, stage: str) -> list[tuple[str, list[str]]]:
     """The by-hand commands `sfn demo` recorded for `stage` (none in a folder from before they were)."""
     return list((data.index.get("commands") or {}).get(stage, {}).items())
@@ -86,7 +92,7 @@ def delta_section(data: DemoData) -> Section:
     intro = "How far each module of R moved from B, relative to its size."
     return Section("Delta", f"{intro} {data.delta_finding}" if data.delta_finding else intro,
                    delta_verdict(ranking), [("Ranking of module kinds", table)], figures, _commands(data, "delta"),
-                   [("per layer and module", data.index["delta"]["table"]), ("per kind", data.index["delta"]["summary"])])
+                   _data_links(data, "delta", (("per layer and module", "table"), ("per kind", "summary"))))
 
 
 def merge_section(data: DemoData, scratch: Path) -> Section:

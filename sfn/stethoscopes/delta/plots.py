@@ -127,7 +127,7 @@ def plot_histograms(table: DeltaResult | pd.DataFrame, *, every: int = 5) -> Fig
     for j, kind in enumerate(kinds):
         axis.text(j * (1 + _GAP) + 0.5, 0.02, kind, ha="center", va="bottom", fontsize=9)
     for i, layer in enumerate(layers):
-        axis.text(-0.03, -(i + 1) * (1 + _GAP) + _GAP + 0.5, f"layer {layer}", ha="right", va="center", rotation=90, fontsize=8)
+        axis.text(-0.03, -(i + 1) * (1 + _GAP) + _GAP + 0.5, f"layer {layer}", ha="right", va="center", rotation=90, fontsize=9)
     figure.suptitle(f"{_title(table)}\nrelative change r = (W_R - W_B)/|W_B| (central 99.5%); red = bimodal", fontsize=9)
     return figure
 
@@ -148,7 +148,7 @@ def _panel_frames(axis: Axes, rows: int, columns: int, low: float, high: float) 
         for value in values:
             x = j * (1 + _GAP) + (value - low) / (high - low)
             ticks.append([(x, bottom), (x, bottom - 0.03)])
-            axis.text(x, bottom - 0.05, f"{value:g}", ha="center", va="top", fontsize=7)
+            axis.text(x, bottom - 0.05, f"{value:g}", ha="center", va="top", fontsize=9)
     axis.add_collection(LineCollection(boxes, colors="black", linewidths=0.8))
     axis.add_collection(LineCollection(ticks, colors="black", linewidths=0.8))
 
@@ -184,8 +184,8 @@ def plot_heatmap(table: DeltaResult | pd.DataFrame) -> Figure:
         shown = np.log10(np.where(values > 0, values, np.nan))
         image = axis.imshow(shown, aspect="auto", cmap="magma", interpolation="nearest")
         figure.colorbar(image, ax=axis, label="log10 relative change")
-    axis.set_xticks(range(len(kinds)), kinds, rotation=45, ha="right", fontsize=8)
-    axis.set_yticks(range(len(grid)), [str(i) for i in grid.index], fontsize=7)
+    axis.set_xticks(range(len(kinds)), kinds, rotation=45, ha="right", fontsize=9)
+    axis.set_yticks(range(len(grid)), [str(i) for i in grid.index], fontsize=9)
     axis.set_ylabel("layer")
     axis.set_title(_title(table), fontsize=9)
     _margins(figure, left=0.75, right=0.3, bottom=0.8, top=0.4)

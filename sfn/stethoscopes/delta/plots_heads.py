@@ -24,14 +24,14 @@ def plot_heads(heads: pd.DataFrame, path: Path, *, title: str = "") -> Path:
     for ax, kind in zip(axes, kinds):
         grid = heads[heads["kind"] == kind].pivot(index="layer", columns="head", values="share")
         image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(kind if kind not in ("k", "v") else f"{kind} (key-value heads)", fontsize=9)
-        ax.set_xlabel("head", fontsize=8)
-        ax.set_yticks(range(len(grid)), [str(i) for i in grid.index], fontsize=6)
-        ax.tick_params(labelsize=6)
+        ax.set_title(kind if kind not in ("k", "v") else f"{kind} (key-value heads)", fontsize=10)
+        ax.set_xlabel("head", fontsize=9)
+        ax.set_yticks(range(len(grid)), [str(i) for i in grid.index], fontsize=9)
+        ax.tick_params(labelsize=9)  # >= 9 px where the report shows the figure
     axes[0].set_ylabel("layer")
     if image is not None:
         fig.colorbar(image, ax=list(axes), label="share of the layer's change", fraction=0.03)
-    fig.suptitle(f"{title}\nper-head share of each layer's ||W_R - W_B||_F^2", fontsize=9)
+    fig.suptitle(f"{title}\nper-head share of each layer's ||W_R - W_B||_F^2", fontsize=10)
     fig.savefig(path, dpi=100)
     return path
 
