@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from sfn import __version__
-from sfn.cli_errors import SfnGroup, pickle_option, report_errors, set_verbosity, show_progress, with_verbosity
+from sfn.cli_errors import SfnGroup, pickle_option, report_errors, show_progress, with_verbosity
 from sfn.errors import SfnError
 
 __all__ = ["main", "report_errors"]

@@ -265,7 +265,7 @@ def read_located_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     if not path.is_file():
         raise SfnError(f"data file {path} does not exist")
     if path.suffix == ".jsonl":
-        return _read_jsonl(path)
+        return read_jsonl(path)
     readers = {
         ".json": lambda: pd.read_json(path, dtype=False),
         ".csv": lambda: pd.read_csv(path, dtype=str, keep_default_na=False),
@@ -293,7 +293,9 @@ def _check_utf8(path: Path) -> None:
                            "UTF-8; re-save the file as UTF-8") from None
 
 
-def _read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
+def read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(where, object) for each non-blank line of a JSONL file; every line that is not UTF-8 JSON object
+    text is reported at once, named by file and line (benchmarks and `sfn freeze` data alike)."""
     rows, problems = [], []
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         try:

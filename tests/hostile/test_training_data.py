@@ -46,7 +46,7 @@ def test_malformed_jsonl_names_every_bad_line(tmp_path: Path) -> None:
     with pytest.raises(SfnError) as error:
         read_records(path)
     message = str(error.value)
-    assert str(path) in message and "line 2: not JSON" in message and "line 4: a JSON list, not an object" in message
+    assert str(path) in message and "line 2: not valid JSON" in message and "line 4: a JSON object per line is expected, got list" in message
     assert "line 1" not in message and "line 3" not in message
 
 
@@ -54,6 +54,6 @@ def test_non_utf8_training_data_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "train.jsonl"
     good = json.dumps(arithmetic_rows(1)[0]).encode()
     path.write_bytes(good + b"\n" + b'{"question": "caf\xe9", "answer": "#### 1"}\n')
-    with pytest.raises(SfnError, match=r"line 2: byte 18 is not UTF-8 text") as error:
+    with pytest.raises(SfnError, match=r"line 2: byte 0xe9 at column 18 is not UTF-8") as error:
         read_records(path)
     assert str(path) in str(error.value)

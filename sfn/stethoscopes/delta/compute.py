@@ -9,7 +9,6 @@ size; the kernel reads the memory-mapped bytes directly while the OS reads ahead
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any

@@ -9,7 +9,6 @@ instruction), so a held-out evaluation asks what training taught.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from sfn.errors import SfnError, SfnErrors, argument
-from sfn.eval.benchmarks import BOXED_INSTRUCTION, read_rows
+from sfn.eval.benchmarks import BOXED_INSTRUCTION, read_jsonl, read_rows
 from sfn.eval.prompts import build_prompt
 from sfn.io.hub_datasets import load_hub_rows
 
@@ -65,32 +64,6 @@ def _text(value: Any) -> str:
     return "" if _missing(value) else str(value)
 
 
-def read_jsonl_rows(path: Path) -> list[dict[str, Any]]:
-    """The objects of a JSONL file, or every line that is not UTF-8 JSON object text, named, at once."""
-    rows, problems = [], []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                problems.append(f"line {number}: byte {error.start + 1} is not UTF-8 text")
-                continue
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                problems.append(f"line {number}: not JSON ({error.msg} at column {error.colno})")
-                continue
-            if not isinstance(row, dict):
-                problems.append(f"line {number}: a JSON {type(row).__name__}, not an object")
-                continue
-            rows.append(row)
-    if problems:
-        raise SfnErrors(problems[:20] + ([f"... {len(problems) - 20} more"] if len(problems) > 20 else []), f"{path} is not valid JSONL")
-    return rows
-
-
 def _row_names(path: Path, rows: list[dict[str, Any]]) -> list[str]:
     """How a message names each row: its line in a JSONL or CSV file, else its position."""
     if path.suffix == ".jsonl":
@@ -106,7 +79,7 @@ def read_records(source: str | Path, columns: dict[str, str] | None = None, limi
     """Records from a local .jsonl/.json/.csv/.parquet file or a hub dataset id (`org/name[:config]`, split `train`)."""
     path = Path(source).expanduser()
     if path.suffix == ".jsonl" and path.is_file():
-        rows = read_jsonl_rows(path)
+        rows = [row for _, row in read_jsonl(path)]
     elif path.exists() or path.suffix in LOCAL_SUFFIXES:
         rows = read_rows(path)
     else:
