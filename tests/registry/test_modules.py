@@ -75,7 +75,9 @@ def test_every_saved_tensor_is_classified(arch: str, tiny_model_dir, caplog) -> 
     assert mm.unclassified == []
     assert set(mm.tensor_names) == names
     assert not mm.generic
-    assert caplog.records == []
+    # sfn's own warnings only: transformers' config warnings differ between its releases (5.16.1, the
+    # floor, warns about gemma3's per-layer-type rope keys).
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("sfn")] == []
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
