@@ -20,6 +20,7 @@ from sfn.eval.interop import LM_EVAL_FILE, write_lm_eval_results
 from sfn.eval.prompts import build_prompt, resolve_format
 from sfn.eval.score import score_output
 from sfn.eval.stats import summarize
+from sfn.io.full_disk import one_line_when_full, undo_new_entries
 from sfn.io.guard import guard_output
 
 SAMPLES_FILE = "samples.jsonl"
@@ -92,8 +93,9 @@ def evaluate(
         if out_dir:
             if previous is not None and done:
                 _check_same_settings(out_dir, previous, record, check_format=True)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / SETTINGS_FILE).write_text(json.dumps(record, indent=2))
+            with one_line_when_full(out_dir / SETTINGS_FILE, undo=undo_new_entries(out_dir)):
+                out_dir.mkdir(parents=True, exist_ok=True)
+                (out_dir / SETTINGS_FILE).write_text(json.dumps(record, indent=2))
         started = time.perf_counter()  # after loading: the summary's rate is generation (and grading) only
         interrupted, generated_tokens = _run_pending(backend, pending, prompts, resolved, grader, done, out_dir)
         elapsed = time.perf_counter() - started
@@ -117,8 +119,10 @@ def evaluate(
         notes.append(result.summary["floor_warning"])
     result.summary["notes"] = notes
     if out_dir and whole_run and rows:
-        (out_dir / SUMMARY_FILE).write_text(json.dumps(result.summary, indent=2))
-        write_lm_eval_results(out_dir / LM_EVAL_FILE, result.summary, resolved.benchmark.name, record)
+        kept = f"the {len(rows)} samples are kept; rerun the same command once there is room to write the summaries"
+        with one_line_when_full(out_dir / SUMMARY_FILE, kept, undo=undo_new_entries(out_dir)):
+            (out_dir / SUMMARY_FILE).write_text(json.dumps(result.summary, indent=2))
+            write_lm_eval_results(out_dir / LM_EVAL_FILE, result.summary, resolved.benchmark.name, record)
     return result
 
 
@@ -174,7 +178,10 @@ def _run_pending(backend, pending: list[tuple[Sample, int]], prompts: dict[str, 
                 correct += bool(row["correct"])
                 tokens += generation.num_tokens
                 if out_dir:
-                    _append_record(out_dir / SAMPLES_FILE, row)
+                    kept = (f"the {len(done) - 1} samples before it are kept; rerun the same command once there "
+                            "is room, and it resumes after them")
+                    with one_line_when_full(out_dir / SAMPLES_FILE, kept):
+                        _append_record(out_dir / SAMPLES_FILE, row)
             bar.update(len(chunk))
             bar.set_postfix(accuracy=f"{correct / len(done):.3f}")
     except KeyboardInterrupt:
@@ -304,9 +311,21 @@ def _read_records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
 
 
 def _append_record(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
+    """Append one line, unbuffered: a failed write (a full disk) is cut back off, so no torn line stays
+    behind and the samples before it remain readable for the resume."""
+    data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        end = os.lseek(handle, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view):]
+        except OSError:
+            os.ftruncate(handle, end)
+            raise
+    finally:
+        os.close(handle)
 
 
 def _as_loaded(model: Any, config: EvalConfig) -> tuple[Any, Any]:

@@ -11,7 +11,6 @@ everything is written, so a failure or Ctrl-C leaves no half-written model behin
 
 from __future__ import annotations
 
-import errno
 import glob
 import json
 import logging
@@ -31,6 +30,7 @@ import torch
 
 from sfn.errors import SfnError
 from sfn.io.checkpoint import Checkpoint, TensorInfo
+from sfn.io.full_disk import is_no_space, no_space_error
 from sfn.io.guard import guard_output
 from sfn.io.safetensors_reader import SAFETENSORS_DTYPES, SafetensorsCheckpoint
 
@@ -259,31 +259,6 @@ def check_output_dir(
 ) -> Path:
     """The resolved output directory, after the output guard (`sfn.io.guard.guard_output`)."""
     return guard_output(out, inputs=inputs, overwrite=overwrite, overwrite_any=overwrite_any)
-
-
-def device_of(path: Path) -> str:
-    """The device and mount point a path lies on, for a message."""
-    mount = path
-    while not os.path.ismount(mount) and mount != mount.parent:
-        mount = mount.parent
-    device = None
-    try:
-        with open("/proc/mounts") as mounts:
-            for line in mounts:
-                fields = line.split()
-                if len(fields) > 1 and fields[1] == str(mount):
-                    device = fields[0]
-    except OSError:
-        pass
-    return f"{device} ({mount})" if device else str(mount)
-
-
-def no_space_error(target: Path) -> SfnError:
-    return SfnError(f"no space left on {device_of(target.parent)} while writing {target}; nothing was written")
-
-
-def is_no_space(error: BaseException) -> bool:
-    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _alive(pid: int) -> bool:

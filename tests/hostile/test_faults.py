@@ -154,6 +154,60 @@ def test_a_truncated_last_checkpoint_falls_back_to_the_one_before(chat_model, tm
     assert any("checkpoint-4 is damaged" in r.getMessage() for r in caplog.records)
 
 
+def test_a_full_disk_while_delta_writes_leaves_an_earlier_run_whole(pair, tmp_path: Path, monkeypatch) -> None:
+    from sfn.stethoscopes import delta as delta_package
+    from sfn.stethoscopes.delta import write_outputs
+
+    base, donor = pair
+    result = delta_package.delta(base, donor, "o")
+    fresh, rerun = tmp_path / "fresh", tmp_path / "rerun"
+    write_outputs(result, rerun, plots=False)
+    earlier = tree_digest(rerun)
+    monkeypatch.setattr("sfn.stethoscopes.delta.summary.np.savez_compressed", _no_space)
+    for out in (fresh, rerun):
+        with pytest.raises(SfnError) as error:
+            write_outputs(result, out, plots=False)
+        assert NO_SPACE.fullmatch(str(error.value)) and str(out) in str(error.value)
+    assert not fresh.exists() and tree_digest(rerun) == earlier  # delta.csv was not half rewritten either
+    cli = CliRunner().invoke(main, ["delta", str(base), str(donor), "--select", "o", "--out", str(fresh), "--no-plots"])
+    lines = [line for line in re.split(r"[\r\n]", cli.output) if line.strip() and "/s]" not in line]
+    assert cli.exit_code == 2 and len(lines) == 1 and NO_SPACE.search(lines[0]), cli.output
+    assert not fresh.exists()
+
+
+def test_a_full_disk_while_eval_appends_keeps_whole_samples_and_resumes(chat_model, tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from sfn.eval import evaluate
+
+    data = write_jsonl(tmp_path / "test.jsonl", arithmetic_rows(4))
+    out = tmp_path / "run"
+    real_write, appended = os.write, []
+
+    def full_on_the_third_sample(handle: int, data: bytes) -> int:
+        if b'"id"' not in bytes(data):
+            return real_write(handle, data)
+        appended.append(data)
+        if len(appended) == 3:  # half a line reaches the disk, then it is full
+            real_write(handle, bytes(data)[: len(data) // 2])
+            _no_space()
+        return real_write(handle, data)
+
+    settings = dict(benchmark="gsm8k", data=str(data), out=str(out), max_new_tokens=2, grade_levels=False,
+                    progress=False, batch_size=1)
+    monkeypatch.setattr(os, "write", full_on_the_third_sample)
+    with pytest.raises(SfnError) as error:
+        evaluate(str(chat_model), **settings)
+    monkeypatch.undo()
+    message = str(error.value)
+    assert re.fullmatch(r"no space left on .+ while writing .+/run/samples\.jsonl; the 2 samples before it are kept; .+", message)
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["id"] for line in lines)  # no torn third line
+    assert not (out / "summary.json").exists()
+    resumed = evaluate(str(chat_model), **settings)
+    assert len(resumed.samples) == 4 and len((out / "samples.jsonl").read_text().splitlines()) == 4
+
+
 @pytest.mark.slow
 def test_a_full_disk_while_freeze_saves_is_one_line(chat_model, tmp_path: Path, monkeypatch) -> None:
     import transformers

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sfn import __version__
+from sfn.io.full_disk import one_line_when_full, undo_new_entries
 from sfn.io.guard import guard_output
 from sfn.stethoscopes.delta.compute import DeltaResult, kinds_in
 from sfn.stethoscopes.delta.findings import clamp_notes, o_heads, shape_sentence
@@ -93,10 +96,26 @@ def write_outputs(
     models = [result.summary.get(key) for key in ("base", "tuned")]
     on_disk = [model for model in models if isinstance(model, (str, os.PathLike)) and Path(model).exists()]
     out = guard_output(out, inputs=on_disk, replace=False)
-    out.mkdir(parents=True, exist_ok=True)
+    # Written into a hidden folder inside `out`, then renamed into place: a full disk (one line) or any
+    # failure leaves an earlier run's files whole, never half of them overwritten.
+    with one_line_when_full(out, undo=undo_new_entries(out)):
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".delta.", suffix=".partial", dir=out))
+        try:
+            staged = _write_files(result, staging, every=every, plots=plots, paper_clamp=paper_clamp)
+            paths = {}
+            for key, path in staged.items():
+                paths[key] = out / path.name
+                os.replace(path, paths[key])
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return paths
+
+
+def _write_files(result: DeltaResult, directory: Path, *, every: int, plots: bool, paper_clamp: bool) -> dict[str, Path]:
     table, heads = result.table, result.heads
-    paths = {"csv": out / "delta.csv", "heads": out / "heads.csv", "histograms": out / "histograms.npz",
-             "summary": out / "summary.json"}
+    paths = {"csv": directory / "delta.csv", "heads": directory / "heads.csv", "histograms": directory / "histograms.npz",
+             "summary": directory / "summary.json"}
     table.drop(columns=["histogram", "clamped_histogram"], errors="ignore").to_csv(paths["csv"], index=False)
     heads.to_csv(paths["heads"], index=False)
     empty = np.zeros((0, result.summary["bins"]))
@@ -129,11 +148,11 @@ def write_outputs(
         for name, figure in delta_figures(result, every=every).items():
             # the key of histograms.png says _png: "histograms" is histograms.npz
             key = "histograms_png" if name == "histograms.png" else Path(name).stem
-            paths[key] = save_figure(figure, out / name)
+            paths[key] = save_figure(figure, directory / name)
         if not heads.empty:
-            paths["heads_png"] = plot_heads(heads, out / "heads.png", title=str(result.summary.get("tuned", "")))
+            paths["heads_png"] = plot_heads(heads, directory / "heads.png", title=str(result.summary.get("tuned", "")))
         if paper_clamp:
-            paths["clamped_png"] = plot_clamped_histograms(figure_table(result), out / "histograms_clamped.png", every=every)
+            paths["clamped_png"] = plot_clamped_histograms(figure_table(result), directory / "histograms_clamped.png", every=every)
     return paths
 
 

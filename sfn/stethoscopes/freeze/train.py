@@ -17,8 +17,6 @@ import logging
 import os
 import shutil
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,7 @@ from sfn.stethoscopes.freeze.callbacks import (
 )
 from sfn.io.guard import guard_output
 from sfn.io.safetensors_reader import read_safetensors_header
-from sfn.io.writer import device_of, is_no_space
+from sfn.io.full_disk import one_line_when_full
 from sfn.stethoscopes.freeze.config import FreezeConfig, check_resumable, same_run
 from sfn.stethoscopes.freeze.data import Formatting, PaddingCollator, prepare_data, read_records
 from sfn.stethoscopes.freeze.export import write_plugin, write_plugin_from_files
@@ -277,7 +275,7 @@ def freeze(
     else:  # without a progress bar, Trainer would print every log line instead
         trainer.remove_callback(PrinterCallback)
     heldout_before = trainer.evaluate()["eval_loss"] if prepared.heldout and not last else None
-    with _no_space_is_one_line(out_dir, "the whole checkpoints written before are kept; rerun to resume once there is room"):
+    with one_line_when_full(out_dir, "the whole checkpoints written before are kept; rerun to resume once there is room"):
         trainer.train(resume_from_checkpoint=last)
     # Trainer switches the KV cache off for training; generation afterwards (the held-out score,
     # a caller's evaluation) would run tens of times slower without it.
@@ -290,7 +288,8 @@ def freeze(
     model_dir = plugin_path = None
     if not interrupted:
         model_dir = out_dir / MODEL_DIR
-        with _no_space_is_one_line(model_dir, "it was removed; the checkpoints are kept", remove=True):
+        with one_line_when_full(model_dir, "it was removed; the checkpoints are kept",
+                                undo=lambda: shutil.rmtree(model_dir, ignore_errors=True)):
             trainer.save_model(str(model_dir))
     trainer.accelerator.wait_for_everyone()
     loss = loss_frame(trainer.state.log_history)
@@ -348,20 +347,6 @@ def freeze(
     if frozen.result.frozen_with_grad or frozen.result.frozen_with_state:
         log.warning("frozen tensors took part in the update: %s", frozen.result)
     return FreezeResult(out_dir, model_dir, plugin_path, trainable, loss, frozen.result, metrics)
-
-
-@contextmanager
-def _no_space_is_one_line(target: Path, kept: str, *, remove: bool = False) -> Iterator[None]:
-    """A full disk while Trainer writes `target` ends as one line, not a traceback from deep in torch."""
-    try:
-        yield
-    except (OSError, RuntimeError) as error:
-        # torch.save reports a full disk as a RuntimeError wrapping the OSError's text.
-        if not (is_no_space(error) or "No space left on device" in str(error)):
-            raise
-        if remove:
-            shutil.rmtree(target, ignore_errors=True)
-        raise SfnError(f"no space left on {device_of(target)} while writing {target}; {kept}") from None
 
 
 def _evaluate(model: Any, tokenizer: Any, config: FreezeConfig, out_dir: Path) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from sfn.errors import SfnError, SfnErrors
 from sfn.io import Checkpoint, TensorInfo
 from sfn.io.guard import guard_output
 from sfn.io.safetensors_reader import read_safetensors_header
-from sfn.io.writer import check_output_dir, honour_umask, is_no_space, no_space_error, partial_file, remove_stale_partials
+from sfn.io.full_disk import is_no_space, no_space_error
+from sfn.io.writer import check_output_dir, honour_umask, partial_file, remove_stale_partials
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.stethoscopes.surgery.output import (
     DEFAULT_SHARD_SIZE,
