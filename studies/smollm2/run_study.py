@@ -94,7 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full", help="smoke: a one-minute run for testing")
     parser.add_argument("--base", default=None, help="another base model (directory or .gguf) instead of SmolLM2")
     parser.add_argument("--workers", type=int, default=None, help="jobs at once (default 2, one core each)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only re-render results/report.* and README.md's verdicts from results/ (no cache needed)")
     args = parser.parse_args(argv)
+    if args.report_only:
+        from study_results import refresh_report
+
+        print(f"wrote {', '.join(str(path) for path in refresh_report(args.out))}")
+        return 0
 
     from dataclasses import replace
 

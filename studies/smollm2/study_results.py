@@ -21,6 +21,7 @@ from study_jobs import DONE_FILE, base_dir, job_dir
 from study_settings import HERE, StudySettings
 
 TEMPLATE = "README.in.md"
+VERDICTS_INTRO_END = "([Markdown](results/report.md))."  # README.in.md: the line before {{verdicts}}
 DELTA_FILES = ("delta.csv", "summary.json", "norms.png", "histograms.png", "heatmap.png")
 LEVELS = ("I", "II", "III", "IV")
 
@@ -52,6 +53,20 @@ def write_results(cache: Path, out: Path, settings: StudySettings) -> list[Path]
     readme = out / "README.md"
     readme.write_text(render_readme((HERE / TEMPLATE).read_text(), tables(cache, results, settings)))
     return [results, readme]
+
+
+def refresh_report(out: Path) -> list[Path]:
+    """Re-render OUT/results/report.* and README.md's verdicts from the tables in OUT/results/ with this
+    sfn, without the cache: for a change of `sfn report`'s wording, not of the study's numbers."""
+    from sfn.report import write_report
+
+    results, readme = out / "results", out / "README.md"
+    write_report(results)
+    text = readme.read_text()
+    start = text.index(VERDICTS_INTRO_END) + len(VERDICTS_INTRO_END)
+    end = text.index("\n## ", start)
+    readme.write_text(text[:start] + "\n\n" + _verdicts(results) + "\n" + text[end:])
+    return [results / "report.html", results / "report.md", readme]
 
 
 def _pair(cache: Path, settings: StudySettings) -> dict[str, Any]:

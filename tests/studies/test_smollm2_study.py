@@ -5,6 +5,7 @@ redoes only what is missing."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,31 @@ def test_a_missing_base_is_reported_before_any_work(tmp_path):
     result = subprocess.run([sys.executable, str(STUDY / "run_study.py"), "--base", str(tmp_path / "nowhere"),
                              "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--base" in result.stderr and "nowhere" in result.stderr
+
+
+def test_the_committed_study_reads_as_this_sfn_reports_it(tmp_path):
+    """studies/smollm2/results/report.md and the README's verdicts are what today's `sfn report` writes
+    from the committed tables: a change of wording reaches the study (`run_study.py --report-only`)."""
+    from sfn.report import write_report
+
+    results = tmp_path / "results"
+    shutil.copytree(STUDY / "results", results)
+    write_report(results)
+    fresh = (results / "report.md").read_text()
+    assert fresh == (STUDY / "results" / "report.md").read_text(), "rerun studies/smollm2/run_study.py --report-only"
+    findings = [line for line in fresh.splitlines() if line.startswith("> **Finding.**")]
+    readme = (STUDY / "README.md").read_text()
+    assert len(findings) == 4 and all(line in readme for line in findings)
+
+
+def test_report_only_rewrites_the_verdicts_without_a_cache(tmp_path):
+    out = tmp_path / "study"
+    shutil.copytree(STUDY / "results", out / "results")
+    readme = (STUDY / "README.md").read_text()
+    stale = readme.replace("> **Finding.** Of the modules inside the layers", "> **Finding.** an old sentence; Of the modules inside the layers")
+    assert stale != readme
+    (out / "README.md").write_text(stale)
+    done = subprocess.run([sys.executable, str(STUDY / "run_study.py"), "--report-only", "--out", str(out),
+                           "--cache", str(tmp_path / "no-cache")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "README.md").read_text() == readme and not (tmp_path / "no-cache").exists()
