@@ -35,6 +35,8 @@ def _bytes(count: int) -> str:
 @click.option("--out", type=click.Path(file_okay=False), help="Output model directory (not needed with --plan).")
 @click.option("--plan", "dry_run", is_flag=True, help="Only print which tensor comes from which model; write nothing.")
 @click.option("--tokenizer-from", type=click.Choice(["base", "donor"]), default="base", show_default=True)
+@click.option("--alpha", type=float, default=1.0, show_default=True,
+              help="Blend: selected tensors become W_B + ALPHA (W_R - W_B) (0.5 the midpoint, -1 subtracts R's change).")
 @_shard
 @_dtype
 @_overwrite

@@ -16,26 +16,20 @@ from sfn.registry import Selector, module_map
 from sfn.stethoscopes.surgery.destroy import destroy_tensors, selected_for_destruction
 from sfn.stethoscopes.surgery.plan import plan_merge
 from sfn.io.sources import ModelSource, opened
-from sfn.stethoscopes.surgery.splice import copy_part_
+from sfn.stethoscopes.surgery.merge import check_alpha, spliced_tensor
 
 
-def merge_edits(base: ModelSource, donor: ModelSource, take: str | Selector) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor) for every BASE tensor that `sfn merge BASE DONOR --take TAKE` changes."""
+def merge_edits(
+    base: ModelSource, donor: ModelSource, take: str | Selector, *, alpha: float = 1.0
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) for every BASE tensor that `sfn merge BASE DONOR --take TAKE --alpha ALPHA` changes."""
+    check_alpha(alpha)
     with opened(base) as base_ck, opened(donor) as donor_ck:
         plan = plan_merge(base_ck, donor_ck, take)
         for planned in plan.tensors:
-            if planned.source == "base":
-                continue
-            donor_tensor = donor_ck.read(planned.donor_tensor)
-            if planned.source == "donor":
-                tensor = donor_tensor.to(planned.info.dtype, copy=True)
-            else:
-                tensor = base_ck.read(planned.info.name).clone()
-                for item in planned.taken:
-                    copy_part_(tensor, donor_tensor, item.base)
-                tensor = tensor.to(planned.info.dtype)
-            donor_ck.release(planned.donor_tensor)
-            yield planned.info.name, tensor
+            if planned.source != "base":
+                yield planned.info.name, spliced_tensor(base_ck, donor_ck, planned, alpha).produce()
+                donor_ck.release(planned.donor_tensor)
 
 
 def destroy_edits(

@@ -16,7 +16,8 @@ from sfn.registry import Selector, module_map
 from sfn.stethoscopes.surgery.destroy import destroy_part_, layers_of, selected_for_destruction
 from sfn.stethoscopes.surgery.plan import group_by_tensor, match_parts, takes_whole
 from sfn.io.sources import ModelSource, ModelTensors, opened, source_name
-from sfn.stethoscopes.surgery.splice import copy_part_
+from sfn.stethoscopes.surgery.merge import check_alpha
+from sfn.stethoscopes.surgery.splice import blend, copy_part_
 
 
 class WeightEdit:
@@ -65,21 +66,24 @@ class WeightEdit:
         return f"WeightEdit({self.description!r}, {len(self.edited)} tensors, {state})"
 
 
-def merged(model: torch.nn.Module, donor: ModelSource, select: str | Selector) -> WeightEdit:
+def merged(model: torch.nn.Module, donor: ModelSource, select: str | Selector, *, alpha: float = 1.0) -> WeightEdit:
     """Copy the selected modules of `donor` into `model` now; the result's `restore()` undoes it.
 
     `donor` is a path or hub id (read one tensor at a time, never loaded whole), an open `Checkpoint`
-    or another loaded model.
+    or another loaded model. With `alpha`, selected tensors become W_B + alpha (W_R - W_B) instead, the
+    same values as `sfn merge --alpha` (1 copies the donor's, bit for bit).
     """
+    check_alpha(alpha)
     base = ModelTensors(model)
     base_map = module_map(base, warn=False)
-    edit = WeightEdit(model, f"merged {select} from {source_name(donor)}")
+    blended = "" if alpha == 1 else f" at alpha {alpha:g}"
+    edit = WeightEdit(model, f"merged {select} from {source_name(donor)}{blended}")
     with opened(donor) as donor_ck:
         taken = group_by_tensor(match_parts(base, donor_ck, select, base_map=base_map))
         try:
             for name, items in taken.items():
                 target = edit.save(name, base.parameters[name])
-                source = donor_ck.read(items[0].donor.tensor)
+                source = blend(target, donor_ck.read(items[0].donor.tensor), alpha)
                 if takes_whole(base_map, name, items):
                     target.copy_(source)
                 else:

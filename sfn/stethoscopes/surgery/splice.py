@@ -46,6 +46,18 @@ def copy_part_(dst: torch.Tensor, src: torch.Tensor, part: ModulePart) -> None:
             dst[index] = src[index]
 
 
+def blend(base: torch.Tensor, donor: torch.Tensor, alpha: float) -> torch.Tensor:
+    """W_B + alpha (W_R - W_B), computed in float32 for the caller to round once to its dtype.
+
+    alpha 1 returns `donor` itself (today's transplant, bit for bit) and alpha 0 gives the base's values
+    exactly; 0.5 is the midpoint, -1 subtracts R's change and 2 doubles it (task-vector arithmetic).
+    """
+    if alpha == 1:
+        return donor
+    base32 = base.to(torch.float32)
+    return base32 + alpha * (donor.to(torch.float32) - base32)
+
+
 def part_values(stored: torch.Tensor, part: ModulePart) -> torch.Tensor:
     """The part's values in Hugging Face orientation ([out, in]) as a new contiguous tensor."""
     blocks = [stored[index] for index in part_indices(part, stored)]
