@@ -37,6 +37,9 @@ _EXPORTS = {
     "write_report": "sfn.report",
     "build_organism": "sfn.organism.build",
     "FreezeConfig": "sfn.stethoscopes.freeze",
+    "map": "sfn.experiments.maps",
+    "MapResult": "sfn.experiments.maps",
+    "write_map": "sfn.experiments.map_outputs",
     **{
         name: "sfn.stethoscopes.surgery"
         for name in (

@@ -156,6 +156,7 @@ main.lazy_commands = {
     "organism": "sfn.organism.cli:organism_group",
     "demo": "sfn.demo.cli:demo_command",
     "report": "sfn.report.cli:report_command",
+    "map": "sfn.experiments.cli:map_command",
 }
 main.lazy_help = {
     "merge": "Write BASE with the modules selected by --take taken from DONOR (the Merge Stethoscope).",
@@ -166,6 +167,7 @@ main.lazy_help = {
     "organism": "The built-in model organism: a tiny base model B and its reasoning fine-tune R.",
     "demo": "Delta, Merge, Destruction and Freeze on one pair, summed up in OUT/report.html and OUT/report.md.",
     "report": "Write FOLDER/report.html (self-contained, figures embedded) and FOLDER/report.md from `sfn demo --out FOLDER`.",
+    "map": "Map where TUNED's change lives and what it matters for: every kind x layer window transplanted or destroyed.",
 }
 
 

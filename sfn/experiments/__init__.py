@@ -1,0 +1,1 @@
+"""Experiments that combine surgery with evaluation: the transplant and destruction maps."""
