@@ -76,7 +76,7 @@ def map_figures(table: pd.DataFrame, on: str) -> dict[str, Figure]:
         kinds = list(dict.fromkeys(rows["kind"]))
         windows = list(dict.fromkeys(rows["layers"]))
         grid = rows.pivot_table(index="kind", columns="layers", values=column, aggfunc="first").reindex(index=kinds, columns=windows)
-        figure = new_figure(2.4 + 0.28 * max(len(windows), 4), 1.4 + 0.32 * max(len(kinds), 2))
+        figure = new_figure(3.6 + 0.28 * max(len(windows), 4), 1.6 + 0.32 * max(len(kinds), 2), layout="constrained")
         axis = figure.subplots()
         image = axis.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis", interpolation="nearest")
         label = "share of KL(R||B) recovered" if column == "recovered_share" else f"{column} (nats/token)"
@@ -86,11 +86,10 @@ def map_figures(table: pd.DataFrame, on: str) -> dict[str, Figure]:
         axis.set_yticks(range(len(kinds)), kinds, fontsize=9)
         axis.set_xlabel("layers")
         axis.set_title(f"{mode} map, probe {probe}", fontsize=10)
-        figure.subplots_adjust(left=0.18, right=0.95, bottom=0.2, top=0.85)
         figures[f"map_{mode}_{probe}.png"] = figure
     curve = table[table["mode"] == "alpha"]
     if not curve.empty:
-        figure = new_figure(5.5, 3.4)
+        figure = new_figure(5.5, 3.4, layout="constrained")
         axis = figure.subplots()
         for probe, rows in curve.groupby("probe", sort=False):
             axis.plot(rows["alpha"], rows["kl_to_tuned"], marker="o", label=f"KL(R || variant), {probe}")
@@ -99,7 +98,6 @@ def map_figures(table: pd.DataFrame, on: str) -> dict[str, Figure]:
         axis.set_ylabel("nats per answer token")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-        figure.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.95)
         figures["alpha_curve.png"] = figure
     return figures
 
