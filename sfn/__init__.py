@@ -37,10 +37,11 @@ _EXPORTS = {
     "write_report": "sfn.report",
     "build_organism": "sfn.organism.build",
     "FreezeConfig": "sfn.stethoscopes.freeze",
+    "sweep": "sfn.experiments",
     **{
         name: "sfn.stethoscopes.surgery"
         for name in (
-            "merge", "merged", "destroy", "destroyed", "sweep", "extract_plugin", "apply_plugin", "read_plugin",
+            "merge", "merged", "destroy", "destroyed", "extract_plugin", "apply_plugin", "read_plugin",
             "PluggableModel", "WeightEdit", "MergePlan", "MergeResult", "DestroyResult", "Plugin",
         )
     },

@@ -21,9 +21,9 @@ from sfn.demo.delta_stage import delta_every, run_delta
 from sfn.demo.destruction_stage import run_destruction
 from sfn.demo.freeze_stage import PRESETS as FREEZE_PRESETS
 from sfn.demo.freeze_stage import run_freeze
-from sfn.demo.merge_stage import MERGE_VARIANTS, run_merge
 from sfn.demo.pair import ORGANISM_LABEL, DemoPair, custom_pair, organism_pair
 from sfn.errors import SfnError, argument
+from sfn.experiments.merge_table import MERGE_VARIANTS, merge_table
 
 INDEX_FILE = "demo.json"
 SMALL_MODEL_PARAMETERS = 50_000_000
@@ -204,7 +204,8 @@ def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Cal
     delta = timed("delta", "[1/4] Delta: how far each module moved", 1,
                   lambda advance: _then(run_delta(pair, out / "delta"), advance), _delta_summary)
     timed("merge", "[2/4] Merge: B with R's o, q/k/v or mlp", len(MERGE_VARIANTS),
-          lambda advance: run_merge(pair, evaluation, grader, out / "merge", advance=advance), _merge_summary)
+          lambda advance: merge_table(pair.base, pair.tuned, pair.tokenizer, evaluation, grader, out / "merge",
+                                       advance=advance), _merge_summary)
     destruction = timed("destruction", "[3/4] Destruction: each module kind zeroed or re-initialised", 1,
                         lambda advance: _then(run_destruction(pair, evaluation, grader, settings.destruction_prompts,
                                                               out / "destruction"), advance), _destruction_summary)

@@ -74,7 +74,7 @@ def _delta(cache: Path, staging: Path) -> dict[str, Any]:
 
 
 def _merge(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
-    from sfn.demo.merge_stage import export_columns, merge_row
+    from sfn.experiments.merge_table import export_columns, merge_row
 
     rows, samples = [], []
     for label, _, taken in settings.merge_variants:
@@ -95,7 +95,7 @@ def _destruction(cache: Path, staging: Path, settings: StudySettings) -> dict[st
 
 
 def _freeze(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
-    from sfn.demo.merge_stage import export_columns
+    from sfn.experiments.merge_table import export_columns
     from sfn.stethoscopes.freeze.report import compare_table, write_overlay, write_run_report
 
     folder = staging / "freeze"

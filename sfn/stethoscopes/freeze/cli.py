@@ -1,4 +1,4 @@
-"""`sfn freeze`: the command line over `sfn.stethoscopes.freeze.freeze` and `sfn.stethoscopes.freeze.compare`.
+"""`sfn freeze`: the command line over `sfn.stethoscopes.freeze.freeze` and `sfn.experiments.freeze_compare.compare`.
 
 Multi-process: `accelerate launch --config_file configs/accelerate/<ddp_cpu|deepspeed_zero3|fsdp>.yaml
 -m sfn.stethoscopes.freeze.cli MODEL ...` runs the same command on every process.
@@ -102,7 +102,7 @@ def freeze_command(model, train, compare_presets, data, out, columns, no_norms, 
     sfn freeze MODEL --train emb+head+o --data train.jsonl --out runs/o
     sfn freeze MODEL --compare emb+head,emb+head+o,all --data ../shared/data/gsm8k/train.jsonl --out runs/cmp --max-steps 50
     """
-    from sfn.stethoscopes.freeze.compare import compare
+    from sfn.experiments.freeze_compare import compare
     from sfn.stethoscopes.freeze.train import freeze
 
     settings.update(
