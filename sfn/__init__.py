@@ -40,10 +40,11 @@ _EXPORTS = {
     "map": "sfn.experiments.maps",
     "MapResult": "sfn.experiments.maps",
     "write_map": "sfn.experiments.map_outputs",
+    "sweep": "sfn.experiments",
     **{
         name: "sfn.stethoscopes.surgery"
         for name in (
-            "merge", "merged", "destroy", "destroyed", "sweep", "extract_plugin", "apply_plugin", "read_plugin",
+            "merge", "merged", "destroy", "destroyed", "extract_plugin", "apply_plugin", "read_plugin",
             "PluggableModel", "WeightEdit", "MergePlan", "MergeResult", "DestroyResult", "Plugin",
         )
     },

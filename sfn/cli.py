@@ -13,7 +13,7 @@ from sfn import __version__
 from sfn.cli_errors import SfnGroup, pickle_option, report_errors, show_progress, with_verbosity
 from sfn.errors import SfnError
 
-__all__ = ["main", "report_errors"]
+__all__ = ["main"]
 
 
 class LazyGroup(SfnGroup):

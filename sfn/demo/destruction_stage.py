@@ -31,10 +31,10 @@ class DestructionStage:
 
 
 def run_destruction(pair: DemoPair, evaluation: dict[str, Any], grader: Any, prompts: int, out: Path) -> DestructionStage:
-    """`sfn.stethoscopes.surgery.sweep` over every linear kind x (zero, reinit) on the tuned model; writes destruction.csv."""
+    """`sfn.experiments.sweep` over every linear kind x (zero, reinit) on the tuned model; writes destruction.csv."""
     from sfn.eval.benchmarks import load_samples
     from sfn.eval.prompts import build_prompt
-    from sfn.stethoscopes.surgery import sweep
+    from sfn.experiments import sweep
 
     samples = load_samples(pair.benchmark, pair.benchmark_data, prompts)
     instruction = pair.benchmark.instruction
@@ -42,7 +42,8 @@ def run_destruction(pair: DemoPair, evaluation: dict[str, Any], grader: Any, pro
              for s in samples]
     layers = middle_layers(pair.num_layers)
     outputs = sweep(pair.tuned, texts, tokenizer=pair.tokenizer, methods=METHODS, layers=[layers],
-                    references=[s.reference for s in samples], max_new_tokens=evaluation["max_new_tokens"], grader=grader,
+                    references=[s.reference for s in samples], prompt_format="raw",  # formatted above
+                    max_new_tokens=evaluation["max_new_tokens"], grader=grader,
                     progress=False)  # the demo draws one bar per stage
     outputs["question"] = [samples[index].question for index in outputs["prompt"]]
     out.mkdir(parents=True, exist_ok=True)

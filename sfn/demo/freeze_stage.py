@@ -18,7 +18,7 @@ PRESETS = ("emb+head", "emb+head+o", "emb+head+qkvo", "all")
 
 @dataclass
 class FreezeStage:
-    table: pd.DataFrame  # `sfn.stethoscopes.freeze.compare`'s table: one row per preset
+    table: pd.DataFrame  # `sfn.experiments.compare`'s table: one row per preset
     losses: dict[str, pd.DataFrame]  # preset -> step, loss
     loss_figure: Path | None
 
@@ -35,8 +35,8 @@ class StepDone(TrainerCallback):
 
 def run_freeze(pair: DemoPair, evaluation: dict[str, Any], training: dict[str, Any], out: Path,
                advance: Callable[[], None] = lambda: None) -> FreezeStage:
-    """`sfn.stethoscopes.freeze.compare` from B over the presets (each run on its own copy), scored on the benchmark."""
-    from sfn.stethoscopes.freeze import compare
+    """`sfn.experiments.compare` from B over the presets (each run on its own copy), scored on the benchmark."""
+    from sfn.experiments import compare
     from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE
 
     steps = training["max_steps"]

@@ -51,14 +51,13 @@ class DemoPair:
 
 def organism_pair(out: Path) -> DemoPair:
     """The shipped organism, with organism-math and R's training data (regenerated from its seed)."""
-    from sfn.organism.benchmark import SHIPPED_DIR, ensure_registered
+    from sfn.organism.benchmark import SHIPPED_DIR
     from sfn.organism.corpus import write_training_records
 
     provenance_path = SHIPPED_DIR / "provenance.json"
     if not provenance_path.is_file():
         raise SfnError(f"the organism's weights are missing from {SHIPPED_DIR}; run `sfn organism build --out {SHIPPED_DIR}`")
     provenance = json.loads(provenance_path.read_text())
-    ensure_registered()
     train_data, template = write_training_records(provenance["seed"], out / "train.jsonl")
     return _loaded(SHIPPED_DIR / "base", SHIPPED_DIR / "tuned", "organism-math", None, train_data, template,
                    ORGANISM_LABEL, provenance)

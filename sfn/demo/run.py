@@ -21,11 +21,11 @@ from sfn.demo.delta_stage import delta_every, run_delta
 from sfn.demo.destruction_stage import run_destruction
 from sfn.demo.freeze_stage import PRESETS as FREEZE_PRESETS
 from sfn.demo.freeze_stage import run_freeze
-from sfn.demo.merge_stage import MERGE_VARIANTS, run_merge
 from sfn.demo.pair import ORGANISM_LABEL, DemoPair, custom_pair, organism_pair
 from sfn.errors import SfnError, argument
+from sfn.experiments.merge_table import MERGE_VARIANTS, merge_table
+from sfn.report.layout import LAYOUT
 
-INDEX_FILE = "demo.json"
 SMALL_MODEL_PARAMETERS = 50_000_000
 
 
@@ -117,7 +117,7 @@ def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = No
             index = _run_stages(pair, settings, out, on_stage, progress)
     index["commands"] = stage_commands(pair, settings, out, index)
     index["seconds"]["total"] = round(time.perf_counter() - started, 1)
-    (out / INDEX_FILE).write_text(json.dumps(index, indent=2, default=str) + "\n")
+    (out / LAYOUT.index).write_text(json.dumps(index, indent=2, default=str) + "\n")
     on_stage("writing the report")
     report = write_report(out)
     return DemoResult(out, index, report)
@@ -202,32 +202,29 @@ def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Cal
         return result
 
     delta = timed("delta", "[1/4] Delta: how far each module moved", 1,
-                  lambda advance: _then(run_delta(pair, out / "delta"), advance), _delta_summary)
+                  lambda advance: _then(run_delta(pair, out / LAYOUT.delta_dir), advance), _delta_summary)
     timed("merge", "[2/4] Merge: B with R's o, q/k/v or mlp", len(MERGE_VARIANTS),
-          lambda advance: run_merge(pair, evaluation, grader, out / "merge", advance=advance), _merge_summary)
+          lambda advance: merge_table(pair.base, pair.tuned, pair.tokenizer, evaluation, grader, out / LAYOUT.merge_dir,
+                                       advance=advance), _merge_summary)
     destruction = timed("destruction", "[3/4] Destruction: each module kind zeroed or re-initialised", 1,
                         lambda advance: _then(run_destruction(pair, evaluation, grader, settings.destruction_prompts,
-                                                              out / "destruction"), advance), _destruction_summary)
+                                                              out / LAYOUT.destruction_dir), advance), _destruction_summary)
     freeze = None
     if pair.train_data is not None:
         freeze = timed("freeze", "[4/4] Freeze: fine-tuning B with only some modules trainable",
                        len(FREEZE_PRESETS) * settings.freeze_steps,
-                       lambda advance: run_freeze(pair, evaluation, settings.training(), out / "freeze", advance=advance),
+                       lambda advance: run_freeze(pair, evaluation, settings.training(), out / LAYOUT.freeze_dir, advance=advance),
                        _freeze_summary)
     else:
         on_stage(f"[4/4] Freeze: skipped (give {argument('train_data')} with R's training data)")
     index = {
         "pair": pair.describe(),
         "settings": asdict(settings),
-        "delta": {"figures": {name: str(path.relative_to(out)) for name, path in delta.figures.items()},
-                  "table": "delta/delta.csv", "summary": "delta/summary.json"},
-        "merge": {"table": "merge/merge.csv", "samples": "merge/samples.jsonl"},
-        "destruction": {"table": "destruction/destruction.csv", "layers": destruction.layers},
-        "freeze": None if freeze is None else {
-            "table": "freeze/compare.csv",
-            "losses": {preset: f"freeze/{preset}/loss.csv" for preset in freeze.losses},
-            "figure": str(freeze.loss_figure.relative_to(out)) if freeze.loss_figure else None,
-        },
+        "delta": LAYOUT.delta_entry({name: str(path.relative_to(out)) for name, path in delta.figures.items()}),
+        "merge": LAYOUT.merge_entry(),
+        "destruction": LAYOUT.destruction_entry(destruction.layers),
+        "freeze": None if freeze is None else LAYOUT.freeze_entry(
+            freeze.losses, str(freeze.loss_figure.relative_to(out)) if freeze.loss_figure else None),
         "seconds": seconds,
     }
     return index

@@ -222,68 +222,19 @@ def exact_match(extracted: str, reference: str) -> bool:
 
 
 def math_equivalent(extracted: str, reference: str) -> bool:
-    """Mathematical equivalence: plain normalisation first, then math-verify, then sympy."""
+    """Mathematical equivalence: plain normalisation first, then math-verify (a dependency of sfn)."""
     if strip_decorations(extracted).replace(" ", "") == strip_decorations(reference).replace(" ", ""):
         return True
     left, right = as_fraction(extracted), as_fraction(reference)
     if left is not None and right is not None:
         return left == right
-    try:
-        from math_verify import parse, verify
-    except ImportError:
-        return _sympy_equivalent(extracted, reference)
+    from math_verify import parse, verify  # imported on first use: it loads sympy
+
     # math-verify times out with SIGALRM, which only works on the main thread.
     timeout = 5 if threading.current_thread() is threading.main_thread() else None
     gold = parse(f"${reference}$", parsing_timeout=timeout)
     answer = parse(f"${extracted}$", parsing_timeout=timeout)
     return bool(gold and answer and verify(gold, answer, timeout_seconds=timeout))
-
-
-def _sympy_equivalent(extracted: str, reference: str) -> bool:
-    import sympy
-    from sympy.parsing.sympy_parser import (
-        implicit_multiplication_application,
-        parse_expr,
-        standard_transformations,
-    )
-
-    transformations = standard_transformations + (implicit_multiplication_application,)
-    try:
-        left = parse_expr(_latex_to_python(extracted), transformations=transformations)
-        right = parse_expr(_latex_to_python(reference), transformations=transformations)
-        return sympy.simplify(left - right) == 0
-    except Exception:  # noqa: BLE001 - any parse failure means "not shown equal", never a crash mid-run
-        return False
-
-
-def _brace_group(text: str, start: int) -> tuple[str, int]:
-    """The balanced {...} group starting at text[start] == '{': (contents, index after it)."""
-    depth = 0
-    for position in range(start, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[position], 0)
-        if depth == 0:
-            return text[start + 1 : position], position + 1
-    raise ValueError("unbalanced braces")
-
-
-def _latex_to_python(text: str) -> str:
-    """Simple LaTeX (fractions, roots, powers, \\cdot, \\pi) as a sympy-parsable expression."""
-    text = strip_decorations(text).replace("\\left", "").replace("\\right", "")
-    for command, arity, template in (("\\dfrac", 2, "(({0})/({1}))"), ("\\tfrac", 2, "(({0})/({1}))"),
-                                     ("\\frac", 2, "(({0})/({1}))"), ("\\sqrt", 1, "sqrt({0})")):
-        while command in text:
-            start = text.index(command)
-            position = start + len(command)
-            groups = []
-            for _ in range(arity):
-                if position < len(text) and text[position] == "{":
-                    group, position = _brace_group(text, position)
-                else:  # \\frac12: single-character arguments
-                    group, position = text[position], position + 1
-                groups.append(group)
-            text = text[:start] + template.format(*groups) + text[position:]
-    text = text.replace("^", "**").replace("\\cdot", "*").replace("\\times", "*").replace("\\pi", "pi")
-    return text.replace("{", "(").replace("}", ")")
 
 
 EXTRACTORS: dict[str, Extractor] = {

@@ -9,6 +9,7 @@ YAML spec and passed by path.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import random
@@ -132,6 +133,10 @@ def gsm8k_reference(answer: str) -> str:
 
 
 _REGISTRY: dict[str, Benchmark] = {}
+# Built-in benchmarks defined in other sfn packages, by name: "module:function" returning the
+# Benchmark, imported the first time the name is asked for. A name, not an import, so that those
+# packages may import sfn.eval and sfn.eval never imports them back.
+LAZY_BUILTINS = {"organism-math": "sfn.organism.benchmark:organism_math"}
 
 
 def register_benchmark(benchmark: Benchmark, *, replace_existing: bool = False) -> Benchmark:
@@ -139,14 +144,14 @@ def register_benchmark(benchmark: Benchmark, *, replace_existing: bool = False) 
     problems = benchmark.validate()
     if problems:
         raise SfnErrors(problems, f"cannot register benchmark {benchmark.name!r}")
-    if benchmark.name in _REGISTRY and not replace_existing:
+    if (benchmark.name in _REGISTRY or benchmark.name in LAZY_BUILTINS) and not replace_existing:
         raise SfnError(f"a benchmark named {benchmark.name!r} is already registered; pass replace_existing=True")
     _REGISTRY[benchmark.name] = benchmark
     return benchmark
 
 
 def registered_benchmarks() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted({*_REGISTRY, *LAZY_BUILTINS})
 
 
 for _builtin in (
@@ -188,22 +193,15 @@ for _builtin in (
     register_benchmark(_builtin)
 
 
-def _register_organism_math() -> None:
-    # The built-in model organism's held-out benchmark ships inside the package (sfn/organism).
-    from sfn.organism.benchmark import organism_math
-
-    register_benchmark(organism_math())
-
-
-_register_organism_math()
-
-
 def get_benchmark(name_or_spec: str | Benchmark) -> Benchmark:
     """A registered benchmark by name, or one read from a YAML spec file."""
     if isinstance(name_or_spec, Benchmark):
         return name_or_spec
     if name_or_spec.endswith((".yaml", ".yml")):
         return benchmark_from_yaml(name_or_spec)
+    if name_or_spec not in _REGISTRY and name_or_spec in LAZY_BUILTINS:
+        module, function = LAZY_BUILTINS[name_or_spec].split(":")
+        _REGISTRY[name_or_spec] = getattr(importlib.import_module(module), function)()
     if name_or_spec not in _REGISTRY:
         raise SfnError(
             f"unknown benchmark {name_or_spec!r}; choose one of {', '.join(registered_benchmarks())}, "

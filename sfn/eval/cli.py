@@ -17,20 +17,9 @@ from sfn.eval.prompts import (
     THINKING_STYLES,
     ThinkingMarkers,
 )
+from sfn.settings import parse_columns
 
 RESUME = "the samples finished before the interrupt are kept in --out (if given); rerun the same command to resume"
-
-
-def _parse_columns(text: str | None) -> dict[str, str]:
-    if not text:
-        return {}
-    mapping = {}
-    for part in text.split(","):
-        role, sep, column = part.partition("=")
-        if not sep or not role.strip() or not column.strip():
-            raise SfnError(f"--columns {text!r}: expected ROLE=COLUMN pairs separated by commas, e.g. question=problem,answer=solution")
-        mapping[role.strip()] = column.strip()
-    return mapping
 
 
 def _thinking(style: str | None, start: str | None, end: str | None, answer_prefix: str | None) -> str | ThinkingMarkers | None:
@@ -99,7 +88,7 @@ def eval_command(
 
     options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
     options["backend_args"] = parse_backend_args(options["backend_args"])
-    config = EvalConfig(columns=_parse_columns(columns), grade_levels=not no_levels, progress=show_progress(), **options)
+    config = EvalConfig(columns=parse_columns(columns, "question=problem,answer=solution"), grade_levels=not no_levels, progress=show_progress(), **options)
     result = evaluate(model, config, reference_model=reference_model)
     summary = result.summary
     for note in summary.get("notes", []):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sfn.errors import SfnError, SfnErrors, argument
@@ -17,6 +17,7 @@ from sfn.eval.prompts import (
     THINKING_STYLES,
     ThinkingMarkers,
 )
+from sfn.settings import with_overrides
 
 BACKENDS = ("hf", "vllm")
 # Settings that change what a sample's output is; a resumed run must match them exactly.
@@ -103,11 +104,7 @@ class EvalConfig:
     progress: bool = True
 
     def with_overrides(self, overrides: dict[str, Any]) -> EvalConfig:
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise SfnError(f"unknown evaluation setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return replace(self, **overrides)
+        return with_overrides(self, overrides, "evaluation")
 
     def resolved(self) -> ResolvedConfig:
         """Check every setting; raise `SfnErrors` listing all problems, else the parsed settings."""

@@ -34,10 +34,21 @@ def words(text: str) -> list[str]:
     return [word.lower() for word in WORD.findall(text)]
 
 
+def text_tokens(text: str) -> list[str]:
+    """The text's words, numbers and punctuation marks, lower-cased: what the degeneration statistics count."""
+    return [token.lower() for token in TOKEN.findall(text)]
+
+
 def distinct_ratio(tokens: list[str], n: int) -> float | None:
     """Unique n-grams over all n-grams: near 1 for varied text, near 0 for loops."""
     grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return len(set(grams)) / len(grams) if grams else None
+
+
+def repeated_ngram_share(tokens: list[str], n: int = 3) -> float:
+    """Share of n-grams that already occurred earlier in the same output (loops score near 1)."""
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
 
 
 def longest_repeat(tokens: list[str]) -> int:
@@ -75,7 +86,7 @@ def english_lexicon() -> frozenset[str] | None:
 def text_statistics(prompt: str, output: str) -> dict[str, Any]:
     """Degeneration and lexical-relevance statistics of `output` (no models needed)."""
     output_words = words(output)
-    tokens = [token.lower() for token in TOKEN.findall(output)]
+    tokens = text_tokens(output)
     characters = [character for character in output if not character.isspace()]
     lexicon = english_lexicon()
     output_numbers = NUMBER.findall(output)

@@ -22,6 +22,7 @@ from sfn.eval.score import score_output
 from sfn.eval.stats import summarize
 from sfn.io.full_disk import one_line_when_full, undo_new_entries
 from sfn.io.guard import guard_output
+from sfn.settings import refuse_other_settings
 
 SAMPLES_FILE = "samples.jsonl"
 SETTINGS_FILE = "settings.json"
@@ -288,10 +289,8 @@ def _check_same_settings(out_dir: Path, previous: dict[str, Any], settings: dict
         found = record.get(key, defaults.get(key))
         return "raw" if key == "prompt_format" and found == "plain" else found
 
-    differing = sorted(key for key in (set(previous) | set(settings)) - skipped if value(previous, key) != value(settings, key))
-    if differing:
-        details = ", ".join(f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now" for key in differing)
-        raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another {argument('out')} or delete it")
+    differing = [key for key in (set(previous) | set(settings)) - skipped if value(previous, key) != value(settings, key)]
+    refuse_other_settings(out_dir, previous, settings, differing)
 
 
 def _read_records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:

@@ -100,15 +100,6 @@ def bootstrap_mean(per_token: np.ndarray, sequence: np.ndarray, *, resamples: in
     return float(low), float(high)
 
 
-def layer_container(model: torch.nn.Module, num_layers: int) -> tuple[torch.nn.Module, str, torch.nn.ModuleList]:
-    """(owner, attribute, list) of the model's decoder layers."""
-    for name, module in model.named_modules():
-        leaf = name.rpartition(".")[2]
-        if isinstance(module, torch.nn.ModuleList) and len(module) == num_layers and leaf in ("layers", "h", "blocks"):
-            return model.get_submodule(name.rpartition(".")[0]), leaf, module
-    raise ValueError(f"cannot find the list of {num_layers} decoder layers in {type(model).__name__}")
-
-
 class PrefixCache:
     """The input of chosen layers of one unedited model on each batch, to start later passes there."""
 

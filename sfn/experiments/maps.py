@@ -28,7 +28,6 @@ from sfn.experiments.divergence import (
     ProbeBatch,
     answer_log_probs,
     bootstrap_mean,
-    layer_container,
     probe_batches,
     token_kl,
     token_mean,
@@ -38,6 +37,7 @@ from sfn.io.guard import guard_output
 from sfn.io.sources import ModelSource, is_loaded, opened, source_name
 from sfn.registry import module_map, select
 from sfn.stethoscopes.surgery import destroyed, merged
+from sfn.stethoscopes.surgery.inmemory import decoder_layers
 
 COLUMNS = ["mode", "kind", "layers", "alpha", "probe", "kl_to_base", "kl_to_tuned", "kl_ci_low", "kl_ci_high", "ci_of",
            "recovered_share", "tokens", "delta_rel_change"]
@@ -199,7 +199,7 @@ def _prefixes(working: dict[str, torch.nn.Module], cells: list[Cell], runs: list
                   and (on if c.mode in DESTRUCTION_MODES else "base") == target]
         if not starts:
             continue
-        holder, attribute, layers = layer_container(working[target], num_layers)
+        holder, attribute, layers = decoder_layers(working[target], num_layers)
         for run in runs:
             cache = PrefixCache(working[target], layers, holder, attribute, run.batches, starts)
             if cache.exact:

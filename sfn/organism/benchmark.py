@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sfn.eval.benchmarks import Benchmark
 from sfn.organism.world import INSTRUCTION
 
 BENCHMARK_NAME = "organism-math"
@@ -16,11 +17,8 @@ SHIPPED_DIR = Path(__file__).parent / "weights"
 
 
 def organism_math(data: str | Path | None = None):
-    """The benchmark reading `data` (default: the rows shipped with the organism)."""
-    # Imported here so sfn.eval.benchmarks can register this benchmark among its built-ins
-    # without a circular import.
-    from sfn.eval.benchmarks import Benchmark
-
+    """The benchmark reading `data` (default: the rows shipped with the organism); sfn.eval finds it by
+    name through `sfn.eval.benchmarks.LAZY_BUILTINS`."""
     return Benchmark(
         BENCHMARK_NAME,
         {"question": "question", "answer": "answer"},
@@ -29,11 +27,3 @@ def organism_math(data: str | Path | None = None):
         instruction=INSTRUCTION,
         data=str(data or SHIPPED_DIR / BENCHMARK_FILE),
     )
-
-
-def ensure_registered() -> None:
-    """Register organism-math with `sfn.eval` unless it already is (by sfn.eval or an earlier call)."""
-    from sfn.eval.benchmarks import register_benchmark, registered_benchmarks
-
-    if BENCHMARK_NAME not in registered_benchmarks():
-        register_benchmark(organism_math())

@@ -143,28 +143,62 @@ NEOX_RULES = [
     rule("final_layer_norm", "final_norm"),
 ]
 
-ARCHITECTURES: dict[str, list[Rule]] = {
-    "llama": LLAMA_RULES,
-    "mistral": LLAMA_RULES,
-    "qwen2": LLAMA_RULES,
-    "qwen3": LLAMA_RULES,
-    "gemma": LLAMA_RULES,
-    "gemma2": GEMMA2_RULES,
-    "gemma3": GEMMA2_RULES,
-    "gemma3_text": GEMMA2_RULES,
-    "phi3": PHI3_RULES,
-    "gpt2": GPT2_RULES,
-    "gpt_neox": NEOX_RULES,
+@dataclass(frozen=True)
+class Architecture:
+    """What sfn knows about one architecture: its tensor-name rules and where its layers are.
+
+    `layer_containers` name the module list holding the decoder layers (`model.layers`, GPT-2's
+    `transformer.h`); `layer_count_keys` are the config keys holding their number. Layer removal
+    (`sfn.registry.layers`) shortens exactly these, on disk and in memory.
+    """
+
+    rules: list[Rule]
+    layer_containers: tuple[str, ...] = ("layers",)
+    layer_count_keys: tuple[str, ...] = ("num_hidden_layers",)
+
+
+_LLAMA = Architecture(LLAMA_RULES)
+_GEMMA2 = Architecture(GEMMA2_RULES)
+ARCHITECTURES: dict[str, Architecture] = {
+    "llama": _LLAMA,
+    "mistral": _LLAMA,
+    "qwen2": _LLAMA,
+    "qwen3": _LLAMA,
+    "gemma": _LLAMA,
+    "gemma2": _GEMMA2,
+    "gemma3": _GEMMA2,
+    "gemma3_text": _GEMMA2,
+    "phi3": Architecture(PHI3_RULES),
+    "gpt2": Architecture(GPT2_RULES, ("h",), ("n_layer",)),
+    "gpt_neox": Architecture(NEOX_RULES),
 }
-# For an unknown architecture: the common naming schemes, most specific first.
-GENERIC_RULES = [*PHI3_RULES, *GPT2_RULES, *NEOX_RULES]
+# For an unknown architecture: the common naming schemes, most specific first, and every common
+# place for the layers and their count.
+GENERIC = Architecture(
+    [*PHI3_RULES, *GPT2_RULES, *NEOX_RULES], ("layers", "h", "blocks"), ("num_hidden_layers", "n_layer", "num_layers")
+)
 
 # Tensors that are not parameters (attention-mask buffers, cached rotary frequencies).
 IGNORED = re.compile(r"(?:.+\.)?(?:h\.\d+\.attn\.(?:masked_)?bias|attention\.(?:masked_)?bias|rotary_emb\.inv_freq)")
 
 
-def rules_for(model_type: str | None) -> tuple[list[Rule], bool]:
-    """The rules for `model_type`, and whether they are the generic fallback."""
+def architecture_for(model_type: str | None) -> tuple[Architecture, bool]:
+    """The architecture of `model_type`, and whether it is the generic fallback."""
     if model_type and model_type in ARCHITECTURES:
         return ARCHITECTURES[model_type], False
-    return GENERIC_RULES, True
+    return GENERIC, True
+
+
+def rules_for(model_type: str | None) -> tuple[list[Rule], bool]:
+    """The rules for `model_type`, and whether they are the generic fallback."""
+    architecture, generic = architecture_for(model_type)
+    return architecture.rules, generic
+
+
+def layer_count(config: Mapping[str, Any]) -> int | None:
+    """The number of decoder layers the config states (None when it states none)."""
+    architecture, _ = architecture_for(config.get("model_type"))
+    for key in architecture.layer_count_keys:
+        if isinstance(config.get(key), int):
+            return config[key]
+    return None

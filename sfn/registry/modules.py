@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sfn.io.checkpoint import Checkpoint
-from sfn.registry.architectures import IGNORED, RowRanges, rules_for
+from sfn.registry.architectures import IGNORED, RowRanges, layer_count, rules_for
 
 log = logging.getLogger("sfn")
 
@@ -87,7 +87,7 @@ def classify_tensors(
             part_shape = (sum(b - a for a, b in rows), *hf_shape[1:])
             parts.append(ModulePart(name, kind, layer, param, part_shape, rows, candidate.transposed))
     layers = [p.layer for p in parts if p.layer is not None]
-    num_layers = config.get("num_hidden_layers") or config.get("n_layer") or (max(layers) + 1 if layers else 0)
+    num_layers = layer_count(config) or (max(layers) + 1 if layers else 0)
     has_head = any(p.kind == "head" for p in parts)
     tied = bool(config.get("tie_word_embeddings", not has_head)) or not has_head
     if warn and (generic or unclassified):

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from sfn.errors import SfnError, SfnErrors
+from sfn.report.layout import LAYOUT
 
-INDEX_FILE = "demo.json"
 
 
 @dataclass
@@ -38,21 +38,17 @@ def load_demo(folder: str | Path) -> DemoData:
     from sfn.stethoscopes.delta import summarize
 
     folder = Path(folder)
-    index_path = folder / INDEX_FILE
+    index_path = folder / LAYOUT.index
     if not index_path.is_file():
-        raise SfnError(f"{folder} holds no {INDEX_FILE}; pass the folder `sfn demo --out` (or sfn.run_demo) wrote")
+        raise SfnError(f"{folder} holds no {LAYOUT.index}; pass the folder `sfn demo --out` (or sfn.run_demo) wrote")
     index = json.loads(index_path.read_text())
-    needed = [index["delta"]["table"], *index["delta"]["figures"].values(), index["merge"]["table"],
-              index["merge"]["samples"], index["destruction"]["table"]]
-    if index.get("freeze"):
-        needed += [index["freeze"]["table"], *index["freeze"]["losses"].values()]
-    missing = [f"{folder / name} is missing" for name in needed if not (folder / name).is_file()]
+    missing = [f"{folder / name} is missing" for name in LAYOUT.needed(index) if not (folder / name).is_file()]
     if missing:
         raise SfnErrors(missing, f"{folder} is an incomplete demo folder (rerun `sfn demo --out {folder}`)")
     delta_table = pd.read_csv(folder / index["delta"]["table"])
     delta_table["layer"] = delta_table["layer"].astype("Int64")
     freeze = index.get("freeze")
-    summary_path = folder / index["delta"].get("summary", "delta/summary.json")
+    summary_path = folder / index["delta"].get("summary", LAYOUT.delta_summary)
     finding = json.loads(summary_path.read_text()).get("finding", "") if summary_path.is_file() else ""
     return DemoData(
         folder=folder,

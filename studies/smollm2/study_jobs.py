@@ -111,7 +111,7 @@ def _destroy(_: str, folder: Path, cache: Path, settings: StudySettings) -> dict
 
     from sfn.eval.grade import Grader
     from sfn.io.load_model import load_model
-    from sfn.stethoscopes.surgery import sweep
+    from sfn.experiments import sweep
 
     model, tokenizer = load_model(base_dir(cache))
     grader = Grader(reference=(copy.deepcopy(model), tokenizer))

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from sfn.report.layout import LAYOUT
+
 from study_jobs import DONE_FILE, base_dir, job_dir
 from study_settings import HERE, StudySettings
 
@@ -45,7 +47,7 @@ def write_results(cache: Path, out: Path, settings: StudySettings) -> list[Path]
              "delta": _delta(cache, staging), "merge": _merge(cache, staging, settings),
              "destruction": _destruction(cache, staging, settings), "freeze": _freeze(cache, staging, settings),
              "seconds": _stage_seconds(cache, settings)}
-    (staging / "demo.json").write_text(json.dumps(index, indent=2, default=str) + "\n")
+    (staging / LAYOUT.index).write_text(json.dumps(index, indent=2, default=str) + "\n")
     write_report(staging)
     results = out / "results"
     shutil.rmtree(results, ignore_errors=True)
@@ -80,40 +82,39 @@ def _pair(cache: Path, settings: StudySettings) -> dict[str, Any]:
 
 
 def _delta(cache: Path, staging: Path) -> dict[str, Any]:
-    folder = staging / "delta"
+    folder = staging / LAYOUT.delta_dir
     folder.mkdir()
     for name in DELTA_FILES:
         shutil.copy2(job_dir(cache, "delta") / "delta" / name, folder / name)
-    return {"figures": {name: f"delta/{name}.png" for name in ("norms", "histograms", "heatmap")},
-            "table": "delta/delta.csv", "summary": "delta/summary.json"}
+    return LAYOUT.delta_entry({name: f"{LAYOUT.delta_dir}/{name}.png" for name in ("norms", "histograms", "heatmap")})
 
 
 def _merge(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
-    from sfn.demo.merge_stage import export_columns, merge_row
+    from sfn.experiments.merge_table import export_columns, merge_row
 
     rows, samples = [], []
     for label, _, taken in settings.merge_variants:
         rows.append(merge_row(label, taken, _done(cache, f"eval:{label}")["summary"]))
         frame = _samples(cache, label)
         samples.append(frame[export_columns(frame)].assign(variant=label))
-    (staging / "merge").mkdir()
-    pd.DataFrame(rows).to_csv(staging / "merge" / "merge.csv", index=False)
-    pd.concat(samples, ignore_index=True).to_json(staging / "merge" / "samples.jsonl", orient="records", lines=True,
+    (staging / LAYOUT.merge_dir).mkdir()
+    pd.DataFrame(rows).to_csv(staging / LAYOUT.merge_table, index=False)
+    pd.concat(samples, ignore_index=True).to_json(staging / LAYOUT.merge_samples, orient="records", lines=True,
                                                   force_ascii=False)
-    return {"table": "merge/merge.csv", "samples": "merge/samples.jsonl"}
+    return LAYOUT.merge_entry()
 
 
 def _destruction(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
-    (staging / "destruction").mkdir()
-    shutil.copy2(job_dir(cache, "destroy") / "destruction.csv", staging / "destruction" / "destruction.csv")
-    return {"table": "destruction/destruction.csv", "layers": ", ".join(settings.destruction_layers), "model": "B"}
+    (staging / LAYOUT.destruction_dir).mkdir()
+    shutil.copy2(job_dir(cache, "destroy") / "destruction.csv", staging / LAYOUT.destruction_table)
+    return LAYOUT.destruction_entry(", ".join(settings.destruction_layers), model="B")
 
 
 def _freeze(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
-    from sfn.demo.merge_stage import export_columns
+    from sfn.experiments.merge_table import export_columns
     from sfn.stethoscopes.freeze.report import compare_table, write_overlay, write_run_report
 
-    folder = staging / "freeze"
+    folder = staging / LAYOUT.freeze_dir
     runs = []
     for preset in settings.presets:
         metrics = _done(cache, f"train:{preset}")["metrics"]
@@ -124,14 +125,13 @@ def _freeze(cache: Path, staging: Path, settings: StudySettings) -> dict[str, An
         loss = pd.read_csv(job_dir(cache, f"train:{preset}") / "run" / "loss.csv")
         write_run_report(folder / preset, loss, metrics)
         runs.append(metrics)
-    compare_table(runs).to_csv(folder / "compare.csv", index=False)
+    compare_table(runs).to_csv(staging / LAYOUT.freeze_table, index=False)
     # Every preset's outputs but R's, which merge/samples.jsonl holds.
     frames = {preset: _samples(cache, preset) for preset in settings.presets if preset != "all"}
     outputs = [frame[export_columns(frame)].assign(variant=preset) for preset, frame in frames.items()]
     pd.concat(outputs, ignore_index=True).to_json(folder / "samples.jsonl", orient="records", lines=True, force_ascii=False)
     figure = write_overlay(folder)
-    return {"table": "freeze/compare.csv", "losses": {preset: f"freeze/{preset}/loss.csv" for preset in settings.presets},
-            "figure": str(figure.relative_to(staging)) if figure else None}
+    return LAYOUT.freeze_entry(settings.presets, str(figure.relative_to(staging)) if figure else None)
 
 
 def _stage_seconds(cache: Path, settings: StudySettings) -> dict[str, float]:
@@ -208,7 +208,7 @@ def tables(cache: Path, results: Path, settings: StudySettings) -> dict[str, str
     evaluations = _evaluations(cache, settings)
     merge = pd.DataFrame([{"model": label, **_evaluation_row(label, evaluations[label])} for label, _, _ in settings.merge_variants])
 
-    compare = pd.read_csv(results / "freeze" / "compare.csv")
+    compare = pd.read_csv(results / LAYOUT.freeze_table)
     freeze_rows = []
     for preset, (_, row) in zip(settings.presets, compare.iterrows()):
         metrics = _done(cache, f"train:{preset}")["metrics"]
@@ -226,7 +226,7 @@ def tables(cache: Path, results: Path, settings: StudySettings) -> dict[str, str
             "peak memory": f"{row['peak memory'] / 2**20:.0f} MiB",
         })
 
-    destruction = pd.read_csv(results / "destruction" / "destruction.csv", keep_default_na=False)
+    destruction = pd.read_csv(results / LAYOUT.destruction_table, keep_default_na=False)
     levels = destruction_levels(destruction)
     grid: dict[str, dict[str, str]] = {}
     for _, cell in levels.iterrows():
@@ -237,7 +237,7 @@ def tables(cache: Path, results: Path, settings: StudySettings) -> dict[str, str
     destruction_map = pd.DataFrame([{"module": kind, **{c: cells.get(c, "") for c in conditions}} for kind, cells in grid.items()])
     undamaged = destruction[destruction["method"] == "none"]["level"].value_counts()
 
-    ranking = summarize(pd.read_csv(results / "delta" / "delta.csv"))
+    ranking = summarize(pd.read_csv(results / LAYOUT.delta_table))
     delta = pd.DataFrame({"rank": ranking["rank"], "kind": ranking["kind"],
                           "mean relative change": ranking["mean_rel_norm"].map("{:.2e}".format),
                           "first in layers": [f"{a}/{b}" if b else "-" for a, b in zip(ranking["first_in_layers"], ranking["layers"])],

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sfn.demo.merge_stage import MERGE_VARIANTS
+from sfn.experiments.merge_table import MERGE_VARIANTS
 
 
 def run_command(command: str, cwd: Path) -> subprocess.CompletedProcess:

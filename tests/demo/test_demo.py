@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from sfn.demo.destruction_stage import middle_layers
-from sfn.demo.merge_stage import MERGE_VARIANTS
+from sfn.experiments.merge_table import MERGE_VARIANTS
 
 
 def test_middle_layers_skip_the_ends():

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from sfn.eval.features import distinct_ratio, longest_repeat, text_statistics
+from sfn.eval.features import distinct_ratio, longest_repeat, repeated_ngram_share, text_statistics, text_tokens
 from sfn.eval.grade import LEVELS, Grader, Thresholds, decide
 
 LABELS = Path(__file__).parent / "data" / "grader_labels.jsonl"
@@ -93,3 +93,10 @@ def test_level_four_needs_reasoning_about_the_prompt():
     # Evidence stored by runs from before these measures were recorded keeps its level on rescoring.
     old = {key: value for key, value in off_topic.evidence.items() if not key.startswith("reasoning_")}
     assert decide(old)[0] == "IV"
+
+
+def test_repeated_ngram_share_counts_trigrams_seen_before() -> None:
+    assert repeated_ngram_share(list("abcde")) == 0.0
+    assert repeated_ngram_share(list("aaaaaa")) == 0.75  # 4 trigrams, 3 repeat the first
+    assert repeated_ngram_share(list("ab")) == 0.0
+    assert text_tokens("The cat, THE cat.") == ["the", "cat", ",", "the", "cat", "."]

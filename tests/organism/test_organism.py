@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sfn.errors import SfnError
-from sfn.organism.benchmark import BENCHMARK_FILE, BENCHMARK_NAME, ensure_registered
+from sfn.organism.benchmark import BENCHMARK_FILE, BENCHMARK_NAME, organism_math
 from sfn.organism.build import BuildConfig, build_organism, build_threads, finetune
 from sfn.organism.corpus import (
     benchmark_problems,
@@ -124,12 +124,15 @@ def test_quick_build_reproduces_the_first_training_steps_exactly(tmp_path, prove
     assert first.losses["pretraining"] == pytest.approx(provenance["first_losses"]["pretraining"], rel=1e-6, abs=0)
 
 
-def test_organism_math_is_registered_with_the_evaluation_code():
-    from sfn.eval.benchmarks import get_benchmark, load_samples
+def test_organism_math_is_a_built_in_of_the_evaluation_code():
+    from sfn.eval.benchmarks import get_benchmark, load_samples, register_benchmark, registered_benchmarks
 
-    ensure_registered()
-    ensure_registered()  # idempotent
-    samples = load_samples(get_benchmark(BENCHMARK_NAME), limit=3)
+    assert BENCHMARK_NAME in registered_benchmarks()
+    benchmark = get_benchmark(BENCHMARK_NAME)
+    assert get_benchmark(BENCHMARK_NAME) is benchmark and benchmark == organism_math()
+    with pytest.raises(SfnError, match="already registered"):
+        register_benchmark(organism_math())
+    samples = load_samples(benchmark, limit=3)
     assert len(samples) == 3 and samples[0].reference.isdigit()
 
 

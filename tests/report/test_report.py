@@ -203,3 +203,16 @@ def test_figures_render_with_readable_text_and_the_findings_agree_with_their_tab
         row = rows[preset]
         assert abs(float(share) - percent(row["share"])) <= 0.5 + 1e-9 and row["held-out loss"] == loss
         assert abs(float(accuracy_said) - percent(row["held-out accuracy"])) <= 0.5 + 1e-9
+
+
+def test_the_layout_names_the_files_the_experiments_write() -> None:
+    # The demo stages write into LAYOUT's folders with the experiments' own file names.
+    from sfn.demo.destruction_stage import TABLE_FILE as DESTRUCTION_FILE
+    from sfn.experiments.freeze_compare import COMPARE_CSV
+    from sfn.experiments.merge_table import SAMPLES_FILE, TABLE_FILE
+    from sfn.report.layout import LAYOUT
+
+    assert LAYOUT.merge_table == f"{LAYOUT.merge_dir}/{TABLE_FILE}"
+    assert LAYOUT.merge_samples == f"{LAYOUT.merge_dir}/{SAMPLES_FILE}"
+    assert LAYOUT.destruction_table == f"{LAYOUT.destruction_dir}/{DESTRUCTION_FILE}"
+    assert LAYOUT.freeze_table == f"{LAYOUT.freeze_dir}/{COMPARE_CSV}"

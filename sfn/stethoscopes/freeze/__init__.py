@@ -6,7 +6,6 @@ from sfn.lazy import lazy_exports
 lazy_exports(
     __name__,
     {
-        "compare": "sfn.stethoscopes.freeze.compare",
         "FreezeConfig": "sfn.stethoscopes.freeze.config",
         "Record": "sfn.stethoscopes.freeze.data",
         "read_records": "sfn.stethoscopes.freeze.data",

@@ -1,4 +1,4 @@
-"""`sfn freeze`: the command line over `sfn.stethoscopes.freeze.freeze` and `sfn.stethoscopes.freeze.compare`.
+"""`sfn freeze`: the command line over `sfn.stethoscopes.freeze.freeze` and `sfn.experiments.freeze_compare.compare`.
 
 Multi-process: `accelerate launch --config_file configs/accelerate/<ddp_cpu|deepspeed_zero3|fsdp>.yaml
 -m sfn.stethoscopes.freeze.cli MODEL ...` runs the same command on every process.
@@ -6,24 +6,14 @@ Multi-process: `accelerate launch --config_file configs/accelerate/<ddp_cpu|deep
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from sfn.cli_errors import SfnCommand, pickle_option, report_errors, show_progress, stop_interrupted
-from sfn.errors import SfnError
 from sfn.eval.prompts import TRAINING_FORMATS
+from sfn.settings import parse_columns
 from sfn.stethoscopes.freeze.presets import PRESETS
-
-
-def _columns(text: str | None) -> dict[str, str]:
-    if not text:
-        return {}
-    pairs = [piece.split("=", 1) for piece in text.split(",") if piece.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise SfnError(f"--columns {text!r}: use role=COLUMN pairs, e.g. question=problem,reasoning=trace,answer=solution")
-    return {role.strip(): column.strip() for role, column in pairs}
 
 
 def _summary(metrics: dict) -> str:
@@ -102,11 +92,11 @@ def freeze_command(model, train, compare_presets, data, out, columns, no_norms, 
     sfn freeze MODEL --train emb+head+o --data train.jsonl --out runs/o
     sfn freeze MODEL --compare emb+head,emb+head+o,all --data ../shared/data/gsm8k/train.jsonl --out runs/cmp --max-steps 50
     """
-    from sfn.stethoscopes.freeze.compare import compare
+    from sfn.experiments.freeze_compare import compare
     from sfn.stethoscopes.freeze.train import freeze
 
     settings.update(
-        columns=_columns(columns), norms=not no_norms, prompt_format=prompt_format, eval_benchmark=eval_benchmark,
+        columns=parse_columns(columns, "question=problem,reasoning=trace,answer=solution"), norms=not no_norms, prompt_format=prompt_format, eval_benchmark=eval_benchmark,
         progress=not no_progress and show_progress(),
         **{key: value for key, value in (("instruction", instruction),
                                          ("response_template", _unescaped(response_template))) if value is not None},
@@ -122,16 +112,14 @@ def freeze_command(model, train, compare_presets, data, out, columns, no_norms, 
             stop_interrupted(f"the runs above; {RESUME}")
         return
     result = freeze(model, train, data, out, **settings)
-    if result.metrics["processes"] > 1 and not _is_main_process():
+    from sfn.stethoscopes.freeze.config import is_main_process
+
+    if result.metrics["processes"] > 1 and not is_main_process():
         return
     click.echo(_summary(result.metrics))
     click.echo(f"wrote {result.out_dir}" + (f" (model: {result.model_dir})" if result.model_dir else ""))
     if result.interrupted:
         stop_interrupted(RESUME)
-
-
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ The defaults are the s1 recipe the paper trains with (Appendix A): learning rate
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sfn.errors import SfnError, SfnErrors, argument
+from sfn.errors import SfnErrors, argument
 from sfn.eval.benchmarks import BOXED_INSTRUCTION
 from sfn.eval.prompts import TRAINING_FORMATS
+from sfn.settings import refuse_other_settings, with_overrides
 from sfn.stethoscopes.freeze.data import DEFAULT_RESPONSE_TEMPLATE, ROLES
 
 SETTINGS_FILE = "freeze_settings.json"
@@ -68,11 +70,7 @@ class FreezeConfig:
     allow_pickle: bool = False  # load a pickled .bin checkpoint (runs its unpickler)
 
     def with_overrides(self, overrides: dict[str, Any]) -> "FreezeConfig":
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise SfnError(f"unknown freeze setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return replace(self, **overrides)
+        return with_overrides(self, overrides, "freeze")
 
     def validate(self) -> "FreezeConfig":
         """Raise `SfnErrors` listing every problem; return self when there is none."""
@@ -91,9 +89,8 @@ class FreezeConfig:
         for name in ("seq_len", "batch_size", "grad_accum", "save_steps", "save_total_limit", "eval_limit", "eval_max_new_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"{argument(name, flag='' if name == 'save_total_limit' else None)} must be at least 1, got {getattr(self, name)}")
-        for name in ("heldout",):
-            if getattr(self, name) < 0:
-                problems.append(f"{argument(name)} must not be negative, got {getattr(self, name)}")
+        if self.heldout < 0:
+            problems.append(f"{argument('heldout')} must not be negative, got {self.heldout}")
         if self.limit is not None and self.limit < 1:
             problems.append(f"{argument('limit')} must be at least 1, got {self.limit}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -127,6 +124,11 @@ def _differing(previous: dict[str, Any], settings: dict[str, Any]) -> list[str]:
     )
 
 
+def is_main_process() -> bool:
+    """Whether this is the first (or only) process of a distributed run: the one that writes files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def same_run(out_dir: Path, config: FreezeConfig, model_source: str) -> bool:
     """Whether `out_dir` holds a run with these settings (those that change what is trained)."""
     path = out_dir / SETTINGS_FILE
@@ -143,9 +145,6 @@ def check_resumable(out_dir: Path, config: FreezeConfig, model_source: str) -> N
     path = out_dir / SETTINGS_FILE
     if path.is_file():
         previous = json.loads(path.read_text())
-        differing = _differing(previous, settings)
-        if differing:
-            details = ", ".join(f"{key}: {previous.get(key)!r} then, {settings.get(key)!r} now" for key in differing)
-            raise SfnError(f"{out_dir} holds a run with other settings ({details}); pass another {argument('out')} or delete it")
+        refuse_other_settings(out_dir, previous, settings, _differing(previous, settings))
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2))

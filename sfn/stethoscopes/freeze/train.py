@@ -37,7 +37,7 @@ from sfn.stethoscopes.freeze.callbacks import (
 from sfn.io.guard import guard_output
 from sfn.io.safetensors_reader import read_safetensors_header
 from sfn.io.full_disk import one_line_when_full
-from sfn.stethoscopes.freeze.config import FreezeConfig, check_resumable, same_run
+from sfn.stethoscopes.freeze.config import FreezeConfig, check_resumable, is_main_process, same_run
 from sfn.stethoscopes.freeze.data import Formatting, PaddingCollator, prepare_data, read_records
 from sfn.stethoscopes.freeze.export import write_plugin, write_plugin_from_files
 from sfn.stethoscopes.freeze.presets import TrainableParameters, trainable_parameters
@@ -249,7 +249,7 @@ def freeze(
     last, checkpoint_notes = last_checkpoint(checkpoints) if checkpoints.is_dir() else (None, [])
     if last and not config.resume:
         raise SfnError(f"{out_dir} already holds checkpoints (last: {Path(last).name}); resume it, or pass another {argument('out')}")
-    is_main = int(os.environ.get("RANK", "0")) == 0
+    is_main = is_main_process()
     if is_main:
         check_resumable(out_dir, config, source)
     plugin_from_files = isinstance(model_source, (str, os.PathLike))

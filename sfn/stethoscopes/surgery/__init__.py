@@ -19,6 +19,5 @@ lazy_exports(
         "apply_plugin": "sfn.stethoscopes.surgery.plugin",
         "extract_plugin": "sfn.stethoscopes.surgery.plugin",
         "read_plugin": "sfn.stethoscopes.surgery.plugin",
-        "sweep": "sfn.stethoscopes.surgery.sweep",
     },
 )

@@ -101,7 +101,8 @@ def _sweep(
     model: str, *, prompts, prompts_file, kinds, methods, layer_ranges, max_new_tokens, table, no_levels, std, seed,
     allow_pickle, **_
 ) -> None:
-    from sfn.stethoscopes.surgery.sweep import sweep
+    # The sweep is an experiment (surgery with evaluation); this front end sits above both.
+    from sfn.experiments.sweep import sweep
 
     texts = list(prompts)
     if prompts_file:

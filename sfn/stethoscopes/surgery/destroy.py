@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +19,13 @@ import torch
 from sfn.errors import SfnError, SfnErrors, argument
 from sfn.io import Checkpoint, TensorInfo
 from sfn.io.writer import check_output_dir
-from sfn.registry import ModuleMap, ModulePart, Selector, module_map
+from sfn.registry import LayerRemoval, ModuleMap, ModulePart, Selector, layer_in_name, layer_removal, module_map
 from sfn.stethoscopes.surgery.choices import METHODS
 from sfn.stethoscopes.surgery.output import DEFAULT_SHARD_SIZE, ModelOutput, OutputTensor, copied_tensor, parse_dtype, write_model_dir
 from sfn.stethoscopes.surgery.complete import check_complete
 from sfn.stethoscopes.surgery.plan import parse_selector, select_parts, tied_problem
 from sfn.io.sources import ModelSource, checkpoint_dir, opened, tokenizer_source
 from sfn.stethoscopes.surgery.splice import reinit_values, write_part_
-
-LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
-# Tensors outside the registry (buffers, unknown extras) still belong to a layer by their name.
-_LAYER_IN_NAME = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
 
 
 def destroy_part_(tensor: torch.Tensor, part: ModulePart, method: str, *, std: float, seed: int) -> None:
@@ -71,32 +66,17 @@ def layers_of(parts: list[ModulePart]) -> list[int]:
     return sorted({p.layer for p in parts if p.layer is not None})
 
 
-def tensor_layer(name: str, base_map: ModuleMap) -> int | None:
+def tensor_layer(name: str, base_map: ModuleMap, removal: LayerRemoval) -> int | None:
     for part in base_map.parts_of(name):
         return part.layer
-    match = _LAYER_IN_NAME.search(name)
-    return int(match[1]) if match else None
+    return layer_in_name(name, removal.architecture)
 
 
-def renumbered(name: str, old: int, new: int) -> str:
-    """`name` with its layer index `old` replaced by `new` (the first dotted component equal to `old`)."""
-    return re.sub(rf"(?<=\.){old}(?=\.)", str(new), name, count=1)
-
-
-def removed_layers_config(config: dict[str, Any], removed: list[int], num_layers: int) -> dict[str, Any]:
-    """The config after dropping `removed` layers: layer count and every per-layer list shortened."""
-    kept = [i for i in range(num_layers) if i not in set(removed)]
+def removed_layers_config(config: dict[str, Any], removal: LayerRemoval) -> dict[str, Any]:
+    """The config after the removal: layer count and every per-layer list shortened."""
     result = copy.deepcopy(config)
-    for section in (result, result.get("text_config")):
-        if not isinstance(section, dict):
-            continue
-        for key in LAYER_COUNT_KEYS:
-            if section.get(key) == num_layers:
-                section[key] = len(kept)
-        for key, value in section.items():
-            # A list with one entry per layer (layer_types, no_rope_layers, ...) keeps the kept layers' entries.
-            if isinstance(value, list) and len(value) == num_layers and key != "architectures":
-                section[key] = [value[i] for i in kept]
+    for section, key, value in removal.config_changes(config):
+        (result if section is None else result[section])[key] = value
     return result
 
 
@@ -133,17 +113,16 @@ def destroy_tensors(
     by_tensor: dict[str, list[ModulePart]] = defaultdict(list)
     for part in parts:
         by_tensor[part.tensor].append(part)
-    removed = layers_of(parts) if method == "remove" else []
-    new_index = {old: new for new, old in enumerate(i for i in range(base_map.num_layers) if i not in set(removed))}
+    removal = layer_removal(checkpoint.config, layers_of(parts) if method == "remove" else [], base_map.num_layers)
     tensors, changes = [], []
     for name, info in checkpoint.tensors().items():
         out_dtype = dtype if dtype is not None and info.dtype.is_floating_point else info.dtype
         if method == "remove":
-            layer = tensor_layer(name, base_map)
-            if layer in removed:
+            layer = tensor_layer(name, base_map, removal)
+            if layer in removal.removed:
                 changes.append({"tensor": name, "output": "", "change": "dropped", "layer": layer})
                 continue
-            out_name = name if layer is None or new_index[layer] == layer else renumbered(name, layer, new_index[layer])
+            out_name = name if layer is None else removal.renamed(name, layer)
             if out_name != name:
                 changes.append({"tensor": name, "output": out_name, "change": "renumbered", "layer": layer})
             tensors.append(copied_tensor(checkpoint, name, TensorInfo(out_name, info.shape, out_dtype)))
@@ -189,7 +168,7 @@ def destroy(
         )
         config = dict(checkpoint.config)
         if method == "remove":
-            config = removed_layers_config(config, layers_of(parts), base_map.num_layers)
+            config = removed_layers_config(config, layer_removal(config, layers_of(parts), base_map.num_layers))
         if target_dtype is not None:
             config["dtype"] = str(target_dtype).removeprefix("torch.")
         parameters: dict[str, Any] = {"select": str(parse_selector(select)), "method": method}

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import torch
 
 from sfn.errors import SfnError
-from sfn.registry import Selector, module_map
+from sfn.registry import Selector, layer_removal, module_map
+from sfn.registry.architectures import architecture_for
 from sfn.stethoscopes.surgery.destroy import destroy_part_, layers_of, selected_for_destruction
 from sfn.stethoscopes.surgery.plan import group_by_tensor, match_parts, takes_whole
 from sfn.io.sources import ModelSource, ModelTensors, opened, source_name
@@ -122,12 +123,14 @@ def destroyed(
     return edit
 
 
-def _layer_list(model: torch.nn.Module, num_layers: int) -> tuple[torch.nn.Module, str, torch.nn.ModuleList]:
+def decoder_layers(model: torch.nn.Module, num_layers: int) -> tuple[torch.nn.Module, str, torch.nn.ModuleList]:
+    """(owner, attribute, list) of a loaded model's `num_layers` decoder layers, by the registry's
+    layer-container names for its architecture."""
+    architecture, _ = architecture_for(getattr(model.config, "model_type", None))
     for name, module in model.named_modules():
         leaf = name.rpartition(".")[2]
-        if isinstance(module, torch.nn.ModuleList) and len(module) == num_layers and leaf in ("layers", "h", "blocks"):
-            parent_name = name.rpartition(".")[0]
-            return model.get_submodule(parent_name), leaf, module
+        if isinstance(module, torch.nn.ModuleList) and len(module) == num_layers and leaf in architecture.layer_containers:
+            return model.get_submodule(name.rpartition(".")[0]), leaf, module
     raise SfnError(f"cannot find the list of {num_layers} decoder layers in {type(model).__name__}")
 
 
@@ -138,18 +141,14 @@ def _set_and_undo(edit: WeightEdit, owner: object, attribute: str, value: object
 
 
 def _remove_layers(model: torch.nn.Module, removed: list[int], num_layers: int, edit: WeightEdit) -> None:
-    """Drop layers from the module list; renumber the rest (their KV-cache slots) and the config."""
-    holder, attribute, layers = _layer_list(model, num_layers)
-    kept = [i for i in range(num_layers) if i not in set(removed)]
-    _set_and_undo(edit, holder, attribute, torch.nn.ModuleList([layers[i] for i in kept]))
-    for new, old in enumerate(kept):
+    """Drop layers from the module list; renumber the rest (their KV-cache slots) and shorten the config
+    as `sfn destroy --method remove` shortens config.json."""
+    removal = layer_removal(model.config.to_dict(), removed, num_layers)
+    holder, attribute, layers = decoder_layers(model, num_layers)
+    _set_and_undo(edit, holder, attribute, torch.nn.ModuleList([layers[i] for i in removal.kept]))
+    for new, old in enumerate(removal.kept):
         for module in layers[old].modules():
             if isinstance(getattr(module, "layer_idx", None), int) and new != old:
                 _set_and_undo(edit, module, "layer_idx", new)
-    configs = [model.config] + [c for c in (getattr(model.config, "text_config", None),) if c is not None]
-    for config in configs:
-        if getattr(config, "num_hidden_layers", None) == num_layers:
-            _set_and_undo(edit, config, "num_hidden_layers", len(kept))
-        layer_types = getattr(config, "layer_types", None)
-        if isinstance(layer_types, list) and len(layer_types) == num_layers:
-            _set_and_undo(edit, config, "layer_types", [layer_types[i] for i in kept])
+    for section, key, value in removal.config_changes(model.config.to_dict()):
+        _set_and_undo(edit, model.config if section is None else getattr(model.config, section), key, value)

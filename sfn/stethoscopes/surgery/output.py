@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.metadata
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import torch
 from huggingface_hub import ModelCardData
 from tqdm.auto import tqdm
 
+from sfn import __version__
 from sfn.errors import SfnError
 from sfn.io import Checkpoint, TensorInfo
 from sfn.io.resolve import HUB_ID
@@ -114,13 +114,6 @@ def describe_input(checkpoint: Checkpoint) -> dict[str, Any]:
     return record
 
 
-def sfn_version() -> str:
-    try:
-        return importlib.metadata.version("sfn")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 @dataclass
 class ModelOutput:
     """Everything a surgery writes besides tensors."""
@@ -163,7 +156,7 @@ def write_model_dir(
             if gguf_tokenizer is not None:
                 write_gguf_tokenizer(gguf_tokenizer, work)
             provenance = {
-                "sfn_version": sfn_version(),
+                "sfn_version": __version__,
                 "operation": meta.operation,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "inputs": {role: future.result() for role, future in hashes.items()},

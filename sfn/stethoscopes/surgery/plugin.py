@@ -19,6 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from sfn import __version__
 from sfn.errors import SfnError, SfnErrors
 from sfn.io import Checkpoint, TensorInfo
 from sfn.io.guard import guard_output
@@ -32,7 +33,6 @@ from sfn.stethoscopes.surgery.output import (
     OutputTensor,
     copied_tensor,
     describe_input,
-    sfn_version,
     write_model_dir,
 )
 from sfn.stethoscopes.surgery.complete import check_complete
@@ -131,7 +131,7 @@ def extract_plugin(
         dtypes = {e["key"]: e["base_dtype"] for e in entries}
         metadata = {
             "format": FORMAT_VERSION,
-            "sfn_version": sfn_version(),
+            "sfn_version": __version__,
             "selector": str(selector),
             "model_type": base_ck.config.get("model_type"),
             "architectures": base_ck.config.get("architectures"),

