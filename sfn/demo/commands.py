@@ -49,6 +49,15 @@ def merge_commands(pair: DemoPair, evaluation: dict[str, Any], out: Path, label:
             prefix + join(eval_words(merged, pair, evaluation, folder / "eval"))]
 
 
+def map_command(pair: DemoPair, probe: str, out: Path, *, single_thread: bool) -> str:
+    """`sfn map` with the demo's probe (R's Merge-stage answers), modes, kinds and window."""
+    from sfn.demo.map_stage import KINDS, MODES, map_window
+
+    return _threads(single_thread) + join(["sfn", "map", pair.base_source, pair.tuned_source, "--out",
+                                           out / REPRODUCE_DIR / "map", "--probe", out / probe, "--modes", ",".join(MODES),
+                                           "--kinds", KINDS, "--window", map_window(pair.num_layers)])
+
+
 def destroy_command(pair: DemoPair, kind: str, method: str, layers: str, out: Path) -> str:
     """The destroyed model of one Destruction cell, written to disk (the demo edits it in memory)."""
     return join(["sfn", "destroy", pair.tuned_source, "--select", f"{kind}@{layers}", "--method", method,

@@ -1,6 +1,6 @@
 """`run_demo(out)`: all four stethoscopes on one pair, then the one-page report.
 
-OUT gets delta/, merge/, destruction/, freeze/ (each stage's tables and figures), demo.json (the
+OUT gets delta/, merge/, map/, destruction/, freeze/ (each stage's tables and figures), demo.json (the
 index the report reads), report.html and report.md.
 """
 
@@ -21,6 +21,7 @@ from sfn.demo.delta_stage import delta_every, run_delta
 from sfn.demo.destruction_stage import run_destruction
 from sfn.demo.freeze_stage import PRESETS as FREEZE_PRESETS
 from sfn.demo.freeze_stage import run_freeze
+from sfn.demo.map_stage import run_map
 from sfn.demo.pair import ORGANISM_LABEL, DemoPair, custom_pair, organism_pair
 from sfn.errors import SfnError, argument
 from sfn.experiments.merge_table import MERGE_VARIANTS, merge_table
@@ -141,6 +142,11 @@ def _merge_summary(stage: Any) -> str:
     return "accuracy " + ", ".join(f"{row['variant']} {row['accuracy']:.0%}" for _, row in stage.table.iterrows())
 
 
+def _map_summary(stage: Any) -> str:
+    best = stage.summary["top_cells"].get("transplant/probe", [{}])[0]
+    return f"{len(stage.table)} cells; R's {best.get('kind')}@{best.get('layers')} recovers {best.get('recovered_share', 0):.0%} of the B-R divergence"
+
+
 def _destruction_summary(stage: Any) -> str:
     counts = stage.outputs["level"].value_counts()
     return f"{len(stage.outputs)} outputs in layers {stage.layers}: " + ", ".join(
@@ -165,6 +171,7 @@ def stage_commands(pair: DemoPair, settings: DemoSettings, out: Path, index: dic
              "--every", delta_every(pair.num_layers)])]},
         "merge": {label: commands.merge_commands(pair, evaluation, out, label, start, taken, single_thread=single)
                   for label, start, taken in MERGE_VARIANTS},
+        "map": {"the map": [commands.map_command(pair, index["map"]["probe"], out, single_thread=single)]},
         "destruction": {f"{method} {kind}": [commands.destroy_command(pair, kind, method, index["destruction"]["layers"], out)]
                         for method in METHODS for kind in ("o", "mlp")},
     }
@@ -201,27 +208,31 @@ def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Cal
         on_stage(f"      {summary(result)} ({seconds[name]:.0f} s)")
         return result
 
-    delta = timed("delta", "[1/4] Delta: how far each module moved", 1,
+    delta = timed("delta", "[1/5] Delta: how far each module moved", 1,
                   lambda advance: _then(run_delta(pair, out / LAYOUT.delta_dir), advance), _delta_summary)
-    timed("merge", "[2/4] Merge: B with R's o, q/k/v or mlp", len(MERGE_VARIANTS),
+    merged = timed("merge", "[2/5] Merge: B with R's o, q/k/v or mlp", len(MERGE_VARIANTS),
           lambda advance: merge_table(pair.base, pair.tuned, pair.tokenizer, evaluation, grader, out / LAYOUT.merge_dir,
                                        advance=advance), _merge_summary)
-    destruction = timed("destruction", "[3/4] Destruction: each module kind zeroed or re-initialised", 1,
+    mapped = timed("map", "[3/5] Map: each linear kind x layer window transplanted from R, or zeroed", 1,
+                   lambda advance: _then(run_map(pair, evaluation, merged.samples, out / LAYOUT.map_dir), advance), _map_summary)
+    destruction = timed("destruction", "[4/5] Destruction: each module kind zeroed or re-initialised", 1,
                         lambda advance: _then(run_destruction(pair, evaluation, grader, settings.destruction_prompts,
                                                               out / LAYOUT.destruction_dir), advance), _destruction_summary)
     freeze = None
     if pair.train_data is not None:
-        freeze = timed("freeze", "[4/4] Freeze: fine-tuning B with only some modules trainable",
+        freeze = timed("freeze", "[5/5] Freeze: fine-tuning B with only some modules trainable",
                        len(FREEZE_PRESETS) * settings.freeze_steps,
                        lambda advance: run_freeze(pair, evaluation, settings.training(), out / LAYOUT.freeze_dir, advance=advance),
                        _freeze_summary)
     else:
-        on_stage(f"[4/4] Freeze: skipped (give {argument('train_data')} with R's training data)")
+        on_stage(f"[5/5] Freeze: skipped (give {argument('train_data')} with R's training data)")
     index = {
         "pair": pair.describe(),
         "settings": asdict(settings),
         "delta": LAYOUT.delta_entry({name: str(path.relative_to(out)) for name, path in delta.figures.items()}),
         "merge": LAYOUT.merge_entry(),
+        "map": LAYOUT.map_entry({name: str(path.relative_to(out)) for name, path in mapped.figures.items()},
+                                str(mapped.probe.relative_to(out))),
         "destruction": LAYOUT.destruction_entry(destruction.layers),
         "freeze": None if freeze is None else LAYOUT.freeze_entry(
             freeze.losses, str(freeze.loss_figure.relative_to(out)) if freeze.loss_figure else None),

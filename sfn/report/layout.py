@@ -21,6 +21,9 @@ class DemoLayout:
     merge_dir: str = "merge"
     merge_table: str = "merge/merge.csv"
     merge_samples: str = "merge/samples.jsonl"
+    map_dir: str = "map"
+    map_table: str = "map/map.csv"
+    map_summary: str = "map/summary.json"
     destruction_dir: str = "destruction"
     destruction_table: str = "destruction/destruction.csv"
     freeze_dir: str = "freeze"
@@ -36,6 +39,10 @@ class DemoLayout:
     def merge_entry(self) -> dict[str, Any]:
         return {"table": self.merge_table, "samples": self.merge_samples}
 
+    def map_entry(self, figures: dict[str, str], probe: str) -> dict[str, Any]:
+        """`figures`: figure name -> path relative to the folder; `probe`: the probe file the map scored."""
+        return {"table": self.map_table, "summary": self.map_summary, "figures": dict(figures), "probe": probe}
+
     def destruction_entry(self, layers: str, model: str | None = None) -> dict[str, Any]:
         """`model`: which model was destroyed when not R (the report's default)."""
         return {"table": self.destruction_table, "layers": layers, **({"model": model} if model else {})}
@@ -48,6 +55,8 @@ class DemoLayout:
         """Every data file the index names, for the reader to check before it reads any."""
         files = [index["delta"]["table"], *index["delta"]["figures"].values(), index["merge"]["table"],
                  index["merge"]["samples"], index["destruction"]["table"]]
+        if index.get("map"):  # folders from before the map stage have none
+            files += [index["map"]["table"], index["map"]["summary"], *index["map"]["figures"].values()]
         if index.get("freeze"):
             files += [index["freeze"]["table"], *index["freeze"]["losses"].values()]
         return files

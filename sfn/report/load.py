@@ -27,6 +27,9 @@ class DemoData:
     freeze: pd.DataFrame | None = None
     freeze_losses: dict[str, pd.DataFrame] = field(default_factory=dict)
     delta_finding: str = ""  # summary.json's sentence on how the kinds changed (sparsity, rank, heads)
+    map_table: pd.DataFrame | None = None  # map.csv (None in a folder from before the map stage)
+    map_summary: dict[str, Any] = field(default_factory=dict)
+    map_figures: dict[str, Path] = field(default_factory=dict)
 
     @property
     def pair(self) -> dict[str, Any]:
@@ -47,7 +50,7 @@ def load_demo(folder: str | Path) -> DemoData:
         raise SfnErrors(missing, f"{folder} is an incomplete demo folder (rerun `sfn demo --out {folder}`)")
     delta_table = pd.read_csv(folder / index["delta"]["table"])
     delta_table["layer"] = delta_table["layer"].astype("Int64")
-    freeze = index.get("freeze")
+    freeze, mapped = index.get("freeze"), index.get("map")
     summary_path = folder / index["delta"].get("summary", LAYOUT.delta_summary)
     finding = json.loads(summary_path.read_text()).get("finding", "") if summary_path.is_file() else ""
     return DemoData(
@@ -62,4 +65,7 @@ def load_demo(folder: str | Path) -> DemoData:
         freeze=pd.read_csv(folder / freeze["table"]) if freeze else None,
         freeze_losses={preset: pd.read_csv(folder / path) for preset, path in freeze["losses"].items()} if freeze else {},
         delta_finding=finding,
+        map_table=pd.read_csv(folder / mapped["table"], keep_default_na=False, na_values=[""]) if mapped else None,
+        map_summary=json.loads((folder / mapped["summary"]).read_text()) if mapped else {},
+        map_figures={name: folder / path for name, path in mapped["figures"].items()} if mapped else {},
     )

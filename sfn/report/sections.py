@@ -20,6 +20,7 @@ from sfn.report.verdicts import (
     destruction_levels,
     destruction_verdict,
     freeze_verdict,
+    map_verdict,
     merge_verdict,
 )
 
@@ -117,6 +118,27 @@ def merge_section(data: DemoData, scratch: Path) -> Section:
                    [("the table", data.index["merge"]["table"]), ("every output with its level", data.index["merge"]["samples"])])
 
 
+def map_section(data: DemoData) -> Section | None:
+    if data.map_table is None:
+        return None
+    table = data.map_table
+    top = table[(table["mode"] == "transplant") & (table["layers"] != "all")].sort_values("recovered_share", ascending=False).head(5)
+    rows = [[r["kind"], str(r["layers"]), f"{r['recovered_share']:.0%}", f"{r['kl_to_tuned']:.3g}",
+             f"{r['kl_ci_low']:.3g}-{r['kl_ci_high']:.3g}", f"{r['delta_rel_change']:.2e}"] for _, r in top.iterrows()]
+    probe = data.map_summary.get("probes", {}).get("probe", {})
+    intro = (f"Where the change lives: each linear kind x layer window of R transplanted into B, or zeroed in B, "
+             f"scored by the per-token KL divergence of next-token distributions on R's own answers "
+             f"({probe.get('sequences', '?')} answers, {probe.get('tokens', '?')} tokens): one forward pass per cell, no generation.")
+    figures = [(caption, data.map_figures[name]) for name, caption in (
+        ("map_transplant_probe", "Share of KL(R || B) each transplanted cell closes, module kind x layers"),
+        ("map_zero_probe", "KL(B || variant) after zeroing each cell, module kind x layers"),
+    ) if name in data.map_figures]
+    columns = ["kind", "layers", "recovered", "KL(R || B') nats/token", "95% CI", "Delta's relative change"]
+    return Section("Map", intro, map_verdict(table, data.map_summary), [("Top transplant cells", Table(columns, rows))],
+                   figures, _commands(data, "map"),
+                   _data_links(data, "map", (("every cell", "table"), ("top cells and correlation", "summary"), ("the probe", "probe"))))
+
+
 def destruction_section(data: DemoData, scratch: Path) -> Section:
     layers = data.index["destruction"]["layers"]
     levels = destruction_levels(data.destruction)
@@ -164,7 +186,9 @@ def freeze_section(data: DemoData, scratch: Path) -> Section | None:
 def build_sections(data: DemoData, scratch: Path) -> list[Section]:
     """All sections in reading order; figures the report draws itself go to `scratch`."""
     scratch.mkdir(parents=True, exist_ok=True)
-    sections = [pair_section(data), delta_section(data), merge_section(data, scratch), destruction_section(data, scratch)]
+    mapped = map_section(data)
+    sections = [pair_section(data), delta_section(data), merge_section(data, scratch), *([mapped] if mapped else []),
+                destruction_section(data, scratch)]
     freeze = freeze_section(data, scratch)
     return sections + ([freeze] if freeze else [])
 

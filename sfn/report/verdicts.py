@@ -201,3 +201,37 @@ def freeze_verdict(freeze: pd.DataFrame, samples: int) -> Verdict:
         supports = "no advantage from training o in this run"
         strength = "none"
     return Verdict("Freeze", finding, supports, strength)
+
+
+def map_verdict(table: pd.DataFrame, summary: dict) -> Verdict:
+    """The single window whose transplant recovers most of the B-R divergence, the kind that does as a
+    whole, the most costly zeroing, and whether Delta's change ranks the cells the same way."""
+    cells = table[(table["mode"] == "transplant") & (table["layers"] != "all")]
+    if cells.empty:
+        return Verdict("Map", "no transplant cells were mapped", "nothing", "none")
+    best = cells.sort_values("recovered_share", ascending=False, kind="stable").iloc[0]
+    whole = table[(table["mode"] == "transplant") & (table["layers"] == "all")].sort_values("recovered_share", ascending=False)
+    gap = (summary.get("probes") or {}).get(best["probe"], {}).get("kl_tuned_to_base")
+    finding = (f"transplanting R's {best['kind']} in layers {best['layers']} alone into B closes "
+               f"{_percent(best['recovered_share'])} of the divergence of B from R on R's answers "
+               f"(KL(R || B') {best['kl_to_tuned']:.3g}" + (f" against KL(R || B) {gap:.3g}" if gap is not None else "") + " nats/token)")
+    if len(whole):
+        finding += f"; of whole kinds, {whole.iloc[0]['kind']} closes {_percent(whole.iloc[0]['recovered_share'])}"
+    zero = table[(table["mode"] == "zero") & (table["layers"] != "all")]
+    if len(zero):
+        worst = zero.sort_values("kl_to_base", ascending=False, kind="stable").iloc[0]
+        finding += f"; zeroing {worst['kind']} in layers {worst['layers']} moves B furthest ({worst['kl_to_base']:.3g} nats/token)"
+    rho = (summary.get("changed_vs_matters") or {}).get("transplant/probe")
+    if rho is not None:
+        finding += f"; Delta's relative change and the transplant map rank the cells with Spearman {rho:.2f}"
+    share = float(best["recovered_share"])
+    if share >= 0.5:
+        strength = f"strong (one window closes {_percent(share)}; at least half)"
+    elif share >= 0.2:
+        strength = f"moderate (one window closes {_percent(share)}; at least a fifth)"
+    else:
+        strength = f"weak (no single window closes a fifth; the best {_percent(share)})"
+    kind = whole.iloc[0]["kind"] if len(whole) else best["kind"]
+    supports = ("the paper's claim that o_proj carries the change" if kind == "o"
+                else f"a different picture from the paper's: {kind}, not o, carries most of R's change here")
+    return Verdict("Map", finding, supports, strength)
