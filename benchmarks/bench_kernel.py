@@ -15,8 +15,9 @@ wall > CPU / threads.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
+import types
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -49,10 +50,12 @@ def floor_sum(base, tuned, out):  # pragma: no cover - compiled
         out[t] = total
 
 
-def load_kernel(folder: str):
-    spec = importlib.util.spec_from_file_location("old_kernel", f"{folder}/sfn/stethoscopes/delta/kernel.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def load_kernel(folder: str) -> types.ModuleType:
+    """The kernel module of an older sfn, compiled here without writing to that sfn's numba cache
+    (a cache entry made under another module name breaks that sfn's own later runs)."""
+    path = Path(folder) / "sfn/stethoscopes/delta/kernel.py"
+    module = types.ModuleType("old_kernel")
+    exec(compile(path.read_text().replace("cache=True", "cache=False"), str(path), "exec"), module.__dict__)
     return module
 
 

@@ -24,11 +24,21 @@ from __future__ import annotations
 
 import os
 
-import numba
-import numpy as np
-import torch
-from numba import njit, prange, types
-from numba.extending import overload
+# OpenMP's workers spin for a while after each parallel region, taking the cores from whatever runs
+# next (torch's matrix products under --spectral ran several times slower); numba's own pool sleeps
+# at once. Unless the user chose a layer: set in the environment (numba re-reads its config from it)
+# and in numba.config (read at the first parallel launch, if numba was imported before us).
+_LAYER_CHOSEN = "NUMBA_THREADING_LAYER" in os.environ
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from numba import njit, prange  # noqa: E402
+from numba.extending import overload  # noqa: E402
+
+if not _LAYER_CHOSEN:
+    numba.config.THREADING_LAYER = "workqueue"
 
 # Column order of the per-thread sums the kernel fills.
 BASE_SQ, TUNED_SQ, DIFF_SQ, DOT, MAX_ABS, R_N, R_S1, R_S2, R_S3, R_S4, CHANGED, MOVED, NONFINITE = range(13)
@@ -39,10 +49,6 @@ CHUNK = 256
 COPIES = 4  # interleaved histogram copies in the scatter
 _FLOAT = {"reassoc", "contract", "nsz", "nnan"}
 
-# OpenMP's workers spin for a while after each parallel region, taking the cores from whatever runs
-# next (torch's matrix products under --spectral ran 4.7x slower); numba's own pool sleeps at once.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
 
 
 def _widen(bits):  # pragma: no cover - replaced by the overload in compiled code
