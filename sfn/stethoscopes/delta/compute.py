@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sfn.stethoscopes.delta.heads import HEAD_COLUMNS, HeadAccumulator, head_layout, heads_table
-from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS, spectral_stats
+from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS, SpectralWorkers
 from sfn.stethoscopes.delta.stats import ChangeAccumulator
 from sfn.errors import SfnErrors
 from sfn.io import Checkpoint
@@ -252,7 +253,7 @@ class _Module:
     tensors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     nonfinite: dict[str, int] = field(default_factory=dict)  # tensor -> non-finite element pairs
-    spectral: dict[str, float] | None = None
+    spectral: Future | dict[str, float] | None = None  # a Future while the stream runs
 
 
 @dataclass
@@ -273,7 +274,8 @@ def _stream(
     last_use = {p.base.tensor: i for i, p in enumerate(pairs)}
     streamed = _Streamed({}, [], [])
     total = sum(_pair_bytes(base, tuned, p) for p in pairs)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="delta", disable=not progress, leave=False) as bar:
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="delta", disable=not progress, leave=False)
+    with bar, SpectralWorkers(enabled=spectral) as workers:
         for i, pair in enumerate(pairs):
             if i + 1 < len(pairs):
                 upcoming = pairs[i + 1]
@@ -304,7 +306,9 @@ def _stream(
             if spectral and pair.base.param == "weight" and len(pair.base.shape) == 2:
                 if module.spectral is None:
                     rows = slice(0, pair.row_limit)
-                    module.spectral = spectral_stats(read_part(base, pair.base)[rows], read_part(tuned, pair.tuned)[rows])
+                    module.spectral = workers.submit(
+                        lambda pair=pair, rows=rows: (read_part(base, pair.base)[rows], read_part(tuned, pair.tuned)[rows])
+                    )
                 else:
                     module.notes.append(f"spectral columns describe the first weight only, not {pair.base.tensor}")
             module.tensors.append(pair.base.tensor)
@@ -314,6 +318,9 @@ def _stream(
                 base.release(pair.base.tensor)
                 tuned.release(pair.tuned.tensor)
             bar.update(_pair_bytes(base, tuned, pair))
+    for module in streamed.modules.values():
+        if module.spectral is not None:
+            module.spectral = module.spectral.result()
     return streamed
 
 
