@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from sfn.stethoscopes.delta.heads import HEAD_COLUMNS, HeadAccumulator, head_layout, heads_table
@@ -267,7 +268,7 @@ def _stream(
     base: Checkpoint, tuned: Checkpoint, pairs: list[_Pair], options: DeltaOptions, progress: bool, spectral: bool
 ) -> _Streamed:
     """Feed every pair's blocks to its module's accumulator, in storage order, releasing pages as we go."""
-    from sfn.registry import iter_part_blocks, read_part
+    from sfn.registry import iter_part_blocks
 
     order = {name: i for i, name in enumerate(base.tensors())}
     pairs = sorted(pairs, key=lambda p: order[p.base.tensor])
@@ -305,10 +306,7 @@ def _stream(
                 module.nonfinite[pair.base.tensor] = accumulator.nonfinite - nonfinite_before
             if spectral and pair.base.param == "weight" and len(pair.base.shape) == 2:
                 if module.spectral is None:
-                    rows = slice(0, pair.row_limit)
-                    module.spectral = workers.submit(
-                        lambda pair=pair, rows=rows: (read_part(base, pair.base)[rows], read_part(tuned, pair.tuned)[rows])
-                    )
+                    module.spectral = workers.submit(lambda pair=pair: _float32_pair(base, tuned, pair))
                 else:
                     module.notes.append(f"spectral columns describe the first weight only, not {pair.base.tensor}")
             module.tensors.append(pair.base.tensor)
@@ -322,6 +320,18 @@ def _stream(
         if module.spectral is not None:
             module.spectral = module.spectral.result()
     return streamed
+
+
+def _float32_pair(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 copies of a pair for `spectral_stats` on a worker thread. Its pages are released
+    again afterwards: the stream may have released them already, and this read mapped them back."""
+    from sfn.registry import read_part
+
+    rows = slice(0, pair.row_limit)
+    copies = tuple(read_part(c, p)[rows].to(torch.float32, copy=True) for c, p in ((base, pair.base), (tuned, pair.tuned)))
+    base.release(pair.base.tensor)
+    tuned.release(pair.tuned.tensor)
+    return copies
 
 
 def _pair_bytes(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> int:
