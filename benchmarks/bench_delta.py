@@ -15,6 +15,8 @@ Optional runs, measured in the same invocation so that their ratios share the ma
   plots    - `--plots`: `sfn delta` with its figures (the figures' cost is plots - sfn)
   floor    - `--floor`: a pass through both checkpoints with sfn's reader that only decodes and sums
              every tensor pair (numba, all cores): the floor for touching every byte once
+Also `delta() only`: `sfn.delta(BASE, TUNED)` timed inside a process that imported sfn, torch and
+numba and loaded the kernel's numba cache before the caches were dropped (start-up excluded).
 `--warm` keeps the page cache (the pair read once first), so the runs measure the computation.
 
     python benchmarks/bench_delta.py [--shapes qwen2.5-0.5b qwen2.5-1.5b] [--baseline DIR] [--spectral]
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -49,11 +52,28 @@ for name, b in base.named_parameters():
 '''
 READ_ALL = r'''
 import sys, pathlib
+buffer = memoryview(bytearray(64 << 20))  # reused: a fresh 64 MiB per read costs more than the disk
 for folder in sys.argv[1:]:
     for f in sorted(pathlib.Path(folder).glob("*.safetensors")):
         with open(f, "rb", buffering=0) as h:
-            while h.read(64 << 20):
+            while h.readinto(buffer):
                 pass
+'''
+IN_PROCESS = r'''
+import sys, time, resource
+import torch
+from sfn.stethoscopes.delta import delta, kernel
+sums, hist = kernel.new_buffers(10)
+kernel.accumulate(torch.ones(8), torch.ones(8), 1e-8, (-1.0, 1.0), sums, hist)  # load the numba cache
+kernel.line_sums(torch.ones(2, 2), torch.ones(2, 2), True)
+sys.path.insert(0, sys.argv[1])
+from measure import drop_caches
+cold = drop_caches() if sys.argv[4] == "cold" else False
+before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+delta(sys.argv[2], sys.argv[3], progress=False)
+wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
+cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+print(f"IN_PROCESS {wall:.3f} {cpu:.3f} {cold}")
 '''
 FLOOR = r'''
 import sys
@@ -135,6 +155,14 @@ def main() -> None:
         old = ["env", f"PYTHONPATH={args.baseline}"]
         with tempfile.TemporaryDirectory() as out:
             run("sfn", [*command, f"{out}/sfn", "--no-plots"])
+            # the computation alone: sfn.delta() in a process that has imported everything already
+            here = str(Path(__file__).resolve().parent)
+            child = subprocess.run([python, "-c", IN_PROCESS, here, str(base), str(tuned), "warm" if args.warm else "cold"],
+                                   capture_output=True, text=True, check=True)
+            wall, cpu, _ = child.stdout.split("IN_PROCESS")[-1].split()
+            runs["delta()"] = (float(wall), 0.0, float(cpu))
+            print(f"{shape:14} {'delta() only':12} {float(wall):8.2f} {float(cpu):7.2f} {'':>9} {'':>10} "
+                  f"{float(wall) / runs['read'][0]:7.2f}x {'':>9} {float(cpu) / runs['sfn'][2]:9.2f}x")
             if args.baseline:
                 run("old", [*old, *command, f"{out}/old", "--no-plots"])
             if args.plots:
