@@ -13,8 +13,9 @@ Optional runs, measured in the same invocation so that their ratios share the ma
   spectral - `--spectral`: `sfn delta --spectral --no-plots` (randomized SVD of every 2-D update)
   old spectral - with both `--baseline` and `--spectral`: the same with the older sfn
   plots    - `--plots`: `sfn delta` with its figures (the figures' cost is plots - sfn)
-  floor    - `--floor`: a pass through both checkpoints with sfn's reader that only decodes and sums
-             every tensor pair (numba, all cores): the floor for touching every byte once
+  floor only - `--floor`: a pass through both checkpoints with sfn's reader that only decodes and
+             sums every tensor pair (numba, all cores), timed inside its process like `delta() only`:
+             the floor for touching every byte once
 Also `delta() only`: `sfn.delta(BASE, TUNED)` timed inside a process that imported sfn, torch and
 numba and loaded the kernel's numba cache before the caches were dropped (start-up excluded).
 `--warm` keeps the page cache (the pair read once first), so the runs measure the computation.
@@ -76,13 +77,17 @@ cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 print(f"IN_PROCESS {wall:.3f} {cpu:.3f} {cold}")
 '''
 FLOOR = r'''
-import sys
+import sys, time, resource
 sys.path.insert(0, sys.argv[1])
 from bench_kernel import floor_sum
+from measure import drop_caches
 import numba, numpy as np
 from sfn.io.sources import opened
 from sfn.stethoscopes.delta.kernel import as_kernel_array
 out = np.zeros(numba.get_num_threads(), np.float32)
+floor_sum(np.zeros(8, np.uint16), np.zeros(8, np.uint16), out)  # compile before the clock starts
+cold = drop_caches() if sys.argv[4] == "cold" else False
+before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 with opened(sys.argv[2]) as base, opened(sys.argv[3]) as tuned:
     names = list(base.tensors())
     for i, name in enumerate(names):
@@ -92,6 +97,8 @@ with opened(sys.argv[2]) as base, opened(sys.argv[3]) as tuned:
         floor_sum(as_kernel_array(base.read(name)), as_kernel_array(tuned.read(name)), out)
         base.release(name)
         tuned.release(name)
+wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
+print(f"IN_PROCESS {wall:.3f} {after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime:.3f} {cold}")
 '''
 IMPORT_BASELINE = "import torch, numba, pandas, sfn.stethoscopes.delta, sfn.cli"
 
@@ -146,23 +153,28 @@ def main() -> None:
             print(f"{shape:14} {name:12} {wall:8.2f} {cpu:7.2f} {rss:9.2f} {rss - baseline_rss:10.2f} {vs_read:>8} "
                   f"{speedup:>9} {vs_sfn:>10}")
 
+        def in_process(name: str, script: str) -> None:
+            """A pass timed inside its child (start-up excluded); CPU ratios against the floor's pass."""
+            here = str(Path(__file__).resolve().parent)
+            child = subprocess.run([python, "-c", script, here, str(base), str(tuned), "warm" if args.warm else "cold"],
+                                   capture_output=True, text=True, check=True)
+            wall, cpu = (float(x) for x in child.stdout.split("IN_PROCESS")[-1].split()[:2])
+            runs[name] = (wall, 0.0, cpu)
+            vs_floor = f"{wall / runs['floor only'][0]:.2f}x floor" if "floor only" in runs and name != "floor only" else ""
+            print(f"{shape:14} {name:12} {wall:8.2f} {cpu:7.2f} {'':>9} {'':>10} {wall / runs['read'][0]:7.2f}x "
+                  f"{'':>9} {'':>10} {vs_floor}")
+
         if args.warm:
             timed([python, "-c", READ_ALL, str(base), str(tuned)])
         run("read", [python, "-c", READ_ALL, str(base), str(tuned)])
         if args.floor:
-            run("floor", [python, "-c", FLOOR, str(Path(__file__).resolve().parent), str(base), str(tuned)])
+            in_process("floor only", FLOOR)
         command = [python, "-m", "sfn.cli", "delta", str(base), str(tuned), "--out"]
         old = ["env", f"PYTHONPATH={args.baseline}"]
         with tempfile.TemporaryDirectory() as out:
             run("sfn", [*command, f"{out}/sfn", "--no-plots"])
-            # the computation alone: sfn.delta() in a process that has imported everything already
-            here = str(Path(__file__).resolve().parent)
-            child = subprocess.run([python, "-c", IN_PROCESS, here, str(base), str(tuned), "warm" if args.warm else "cold"],
-                                   capture_output=True, text=True, check=True)
-            wall, cpu, _ = child.stdout.split("IN_PROCESS")[-1].split()
-            runs["delta()"] = (float(wall), 0.0, float(cpu))
-            print(f"{shape:14} {'delta() only':12} {float(wall):8.2f} {float(cpu):7.2f} {'':>9} {'':>10} "
-                  f"{float(wall) / runs['read'][0]:7.2f}x {'':>9} {float(cpu) / runs['sfn'][2]:9.2f}x")
+            # the computations alone, in processes that have imported everything already
+            in_process("delta() only", IN_PROCESS)
             if args.baseline:
                 run("old", [*old, *command, f"{out}/old", "--no-plots"])
             if args.plots:

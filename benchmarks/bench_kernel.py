@@ -9,7 +9,10 @@ most; the histogram's scatter then hits one bin over and over). Each variant is 
 same arrays. CPU seconds per call come from the process's CPU time, so a loaded machine shows as
 wall > CPU / threads.
 
-    python benchmarks/bench_kernel.py [--elements N] [--repeat 5] [--baseline DIR]
+`--stages` is the profile: the kernel compiled again (uncached) with one stage of its chunk loop
+left out at a time, one thread; what a stage costs is the time it takes away when removed.
+
+    python benchmarks/bench_kernel.py [--elements N] [--repeat 5] [--baseline DIR] [--stages]
 """
 
 from __future__ import annotations
@@ -59,6 +62,41 @@ def load_kernel(folder: str) -> types.ModuleType:
     return module
 
 
+STAGES = {  # a line of `_accumulate`'s chunk loop, and what leaving it out removes
+    "histogram scatter": "            _scatter(bin_of, count, copies, width)\n",
+    "max |d| (integer max)": "            largest[0] = max(largest[0], _largest(diff[:count].view(np.uint32)))\n",
+    "float loop (sums, r, moments, bins)": "            _floats(b, v, diff[:count], bin_of, eps32, tol32, lo32, hi32, scale, top, sums[t])\n",
+}
+
+
+def kernel_without(lines: list[str]) -> types.ModuleType:
+    """This sfn's kernel with `lines` of its source removed, compiled uncached."""
+    path = Path(kernel.__file__)
+    source = path.read_text().replace("cache=True", "cache=False")
+    for line in lines:
+        if line not in source:
+            raise SystemExit(f"--stages: the kernel no longer has the line {line.strip()!r}; update STAGES")
+        source = source.replace(line, "")
+    module = types.ModuleType("kernel_stage")
+    exec(compile(source, str(path), "exec"), module.__dict__)
+    return module
+
+
+def stage_profile(base: torch.Tensor, tuned: torch.Tensor, bins: int, repeat: int) -> None:
+    numba.set_num_threads(1)
+    variants = {"all stages": []}
+    variants.update({f"without {name}": [line] for name, line in STAGES.items()})
+    variants["decode + bit counts only"] = list(STAGES.values())
+    print(f"\n{'profile (1 thread)':44} {'CPU ms':>7} {'ns/pair':>8} {'share of all':>12}")
+    total = None
+    for name, lines in variants.items():
+        module = kernel_without(lines)
+        sums, hist = module.new_buffers(bins)
+        _, cpu = best_of(lambda: module.accumulate(base, tuned, 1e-8, (-1.0, 1.0), sums, hist), repeat)
+        total = total or cpu
+        print(f"{name:44} {cpu * 1e3:7.1f} {cpu / base.numel() * 1e9:8.2f} {cpu / total:11.0%}")
+
+
 def best_of(function, repeat: int) -> tuple[float, float]:
     """(best wall seconds, CPU seconds of that call) after one warm-up call."""
     function()
@@ -75,6 +113,7 @@ def main() -> None:
     parser.add_argument("--elements", type=int, default=1 << 25)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--baseline", help="a folder holding an older sfn/ whose kernel to time too")
+    parser.add_argument("--stages", action="store_true", help="also profile the chunk loop's stages (1 thread)")
     args = parser.parse_args()
     generator = torch.Generator().manual_seed(0)
     weights = 0.02 * torch.randn(args.elements, generator=generator)
@@ -102,6 +141,8 @@ def main() -> None:
             rate = args.elements / wall / 1e6
             print(f"{name:12} {threads:7} {wall * 1e3:8.1f} {cpu * 1e3:7.1f} {rate:10.1f} {rate / threads:15.1f} "
                   f"{wall / floor:8.2f}x")
+    if args.stages:
+        stage_profile(base, tuned, bins, args.repeat)
     print(f"\nload average {load_average()}")
 
 
