@@ -65,8 +65,9 @@ import sys, time, resource
 import torch
 from sfn.stethoscopes.delta import delta, kernel
 sums, hist = kernel.new_buffers(10)
-kernel.accumulate(torch.ones(8), torch.ones(8), 1e-8, (-1.0, 1.0), sums, hist)  # load the numba cache
-kernel.line_sums(torch.ones(2, 2), torch.ones(2, 2), True)
+one = torch.ones(2, 2, dtype=torch.bfloat16)  # the pair's dtype: load that signature from the numba cache
+kernel.accumulate(one, one, 1e-8, (-1.0, 1.0), sums, hist)
+kernel.line_sums(one, one, True)
 sys.path.insert(0, sys.argv[1])
 from measure import drop_caches
 cold = drop_caches() if sys.argv[4] == "cold" else False
