@@ -11,18 +11,29 @@ Python/torch/numba import baseline is compared with the largest single tensor in
 Optional runs, measured in the same invocation so that their ratios share the machine's load:
   old      - `--baseline DIR`: the same `sfn delta` with DIR (a checkout of older sfn) first on PYTHONPATH
   spectral - `--spectral`: `sfn delta --spectral --no-plots` (randomized SVD of every 2-D update)
-`--warm` keeps the page cache (a CPU comparison on a machine where dropping caches is not wanted).
+  old spectral - with both `--baseline` and `--spectral`: the same with the older sfn
+  plots    - `--plots`: `sfn delta` with its figures (the figures' cost is plots - sfn)
+  floor only - `--floor`: a pass through both checkpoints with sfn's reader that only decodes and
+             sums every tensor pair (numba, all cores), timed inside its process like `delta() only`:
+             the floor for touching every byte once
+Also `delta() only`: `sfn.delta(BASE, TUNED)` timed inside a process that imported sfn, torch and
+numba and loaded the kernel's numba cache before the caches were dropped (start-up excluded).
+`--warm` keeps the page cache (the pair read once first), so the runs measure the computation.
 
-    python benchmarks/bench_delta.py [--shapes qwen2.5-0.5b qwen2.5-1.5b] [--baseline DIR] [--spectral] [--warm]
+    python benchmarks/bench_delta.py [--shapes qwen2.5-0.5b qwen2.5-1.5b] [--baseline DIR] [--spectral]
+                                     [--plots] [--floor] [--warm] [--skip-paper]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
+from baseline import load_average
 from measure import drop_caches, synthetic_pair, timed, timed_cpu
 
 PAPER_WAY = r'''
@@ -42,11 +53,53 @@ for name, b in base.named_parameters():
 '''
 READ_ALL = r'''
 import sys, pathlib
+buffer = memoryview(bytearray(64 << 20))  # reused: a fresh 64 MiB per read costs more than the disk
 for folder in sys.argv[1:]:
     for f in sorted(pathlib.Path(folder).glob("*.safetensors")):
         with open(f, "rb", buffering=0) as h:
-            while h.read(64 << 20):
+            while h.readinto(buffer):
                 pass
+'''
+IN_PROCESS = r'''
+import sys, time, resource
+import torch
+from sfn.stethoscopes.delta import delta, kernel
+sums, hist = kernel.new_buffers(10)
+one = torch.ones(2, 2, dtype=torch.bfloat16)  # the pair's dtype: load that signature from the numba cache
+kernel.accumulate(one, one, 1e-8, (-1.0, 1.0), sums, hist)
+kernel.line_sums(one, one, True)
+sys.path.insert(0, sys.argv[1])
+from measure import drop_caches
+cold = drop_caches() if sys.argv[4] == "cold" else False
+before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+delta(sys.argv[2], sys.argv[3], progress=False)
+wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
+cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+print(f"IN_PROCESS {wall:.3f} {cpu:.3f} {cold}")
+'''
+FLOOR = r'''
+import sys, time, resource
+sys.path.insert(0, sys.argv[1])
+from bench_kernel import floor_sum
+from measure import drop_caches
+import numba, numpy as np
+from sfn.io.sources import opened
+from sfn.stethoscopes.delta.kernel import as_kernel_array
+out = np.zeros(numba.get_num_threads(), np.float32)
+floor_sum(np.zeros(8, np.uint16), np.zeros(8, np.uint16), out)  # compile before the clock starts
+cold = drop_caches() if sys.argv[4] == "cold" else False
+before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+with opened(sys.argv[2]) as base, opened(sys.argv[3]) as tuned:
+    names = list(base.tensors())
+    for i, name in enumerate(names):
+        if i + 1 < len(names):
+            base.prefetch(names[i + 1])
+            tuned.prefetch(names[i + 1])
+        floor_sum(as_kernel_array(base.read(name)), as_kernel_array(tuned.read(name)), out)
+        base.release(name)
+        tuned.release(name)
+wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
+print(f"IN_PROCESS {wall:.3f} {after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime:.3f} {cold}")
 '''
 IMPORT_BASELINE = "import torch, numba, pandas, sfn.stethoscopes.delta, sfn.cli"
 
@@ -63,7 +116,9 @@ def main() -> None:
     parser.add_argument("--skip-paper", action="store_true", help="skip the (slow, memory-hungry) paper baseline")
     parser.add_argument("--baseline", help="a checkout of older sfn to time the same command with (run 'old')")
     parser.add_argument("--spectral", action="store_true", help="also time `sfn delta --spectral`")
-    parser.add_argument("--warm", action="store_true", help="keep the page cache between runs")
+    parser.add_argument("--plots", action="store_true", help="also time `sfn delta` with its figures")
+    parser.add_argument("--floor", action="store_true", help="also time a pass that only sums both checkpoints")
+    parser.add_argument("--warm", action="store_true", help="keep the page cache between runs (read the pair once first)")
     args = parser.parse_args()
     python = sys.executable
     global drop_caches
@@ -72,11 +127,17 @@ def main() -> None:
     _, baseline_rss = timed([python, "-c", IMPORT_BASELINE])
     baseline_rss /= 1024
     cold = drop_caches()
-    print(f"page cache dropped before each run: {cold}; import baseline RSS {baseline_rss:.2f} GiB\n")
-    header = (f"{'pair':14} {'run':8} {'wall s':>8} {'CPU s':>7} {'peak GiB':>9} {'above base':>10} {'vs read':>8} "
+    print(f"page cache dropped before each run: {cold}; import baseline RSS {baseline_rss:.2f} GiB; "
+          f"load average {load_average()}\n")
+    header = (f"{'pair':14} {'run':12} {'wall s':>8} {'CPU s':>7} {'peak GiB':>9} {'above base':>10} {'vs read':>8} "
               f"{'paper/sfn':>9} {'CPU/sfn':>10}")
     print(header)
     print("-" * len(header))
+    with tempfile.TemporaryDirectory() as out:  # compile (or load) each version's numba cache, untimed
+        tiny = [str(p) for p in synthetic_pair("tiny")]
+        timed([python, "-m", "sfn.cli", "delta", *tiny, "--out", f"{out}/new", "--no-plots"])
+        if args.baseline:
+            timed(["env", f"PYTHONPATH={args.baseline}", python, "-m", "sfn.cli", "delta", *tiny, "--out", f"{out}/old", "--no-plots"])
     for shape in args.shapes:
         base, tuned = synthetic_pair(shape)
         runs: dict[str, tuple[float, float, float]] = {}
@@ -89,22 +150,45 @@ def main() -> None:
             rss = rss_mib / 1024
             vs_read = f"{wall / runs['read'][0]:.2f}x" if name != "read" else ""
             speedup = f"{runs['paper'][0] / runs['sfn'][0]:.1f}x" if name == "paper" and "sfn" in runs else ""
-            vs_sfn = f"{cpu / runs['sfn'][2]:.2f}x" if name in ("old", "spectral") else ""
-            print(f"{shape:14} {name:8} {wall:8.2f} {cpu:7.2f} {rss:9.2f} {rss - baseline_rss:10.2f} {vs_read:>8} "
+            vs_sfn = f"{cpu / runs['sfn'][2]:.2f}x" if name != "read" and "sfn" in runs else ""
+            print(f"{shape:14} {name:12} {wall:8.2f} {cpu:7.2f} {rss:9.2f} {rss - baseline_rss:10.2f} {vs_read:>8} "
                   f"{speedup:>9} {vs_sfn:>10}")
 
+        def in_process(name: str, script: str) -> None:
+            """A pass timed inside its child (start-up excluded); CPU ratios against the floor's pass."""
+            here = str(Path(__file__).resolve().parent)
+            child = subprocess.run([python, "-c", script, here, str(base), str(tuned), "warm" if args.warm else "cold"],
+                                   capture_output=True, text=True, check=True)
+            wall, cpu = (float(x) for x in child.stdout.split("IN_PROCESS")[-1].split()[:2])
+            runs[name] = (wall, 0.0, cpu)
+            vs_floor = f"{wall / runs['floor only'][0]:.2f}x floor" if "floor only" in runs and name != "floor only" else ""
+            print(f"{shape:14} {name:12} {wall:8.2f} {cpu:7.2f} {'':>9} {'':>10} {wall / runs['read'][0]:7.2f}x "
+                  f"{'':>9} {'':>10} {vs_floor}")
+
+        if args.warm:
+            timed([python, "-c", READ_ALL, str(base), str(tuned)])
         run("read", [python, "-c", READ_ALL, str(base), str(tuned)])
-        command = [python, "-m", "sfn.cli", "delta", str(base), str(tuned), "--no-plots", "--out"]
+        if args.floor:
+            in_process("floor only", FLOOR)
+        command = [python, "-m", "sfn.cli", "delta", str(base), str(tuned), "--out"]
+        old = ["env", f"PYTHONPATH={args.baseline}"]
         with tempfile.TemporaryDirectory() as out:
-            run("sfn", [*command, out])
+            run("sfn", [*command, f"{out}/sfn", "--no-plots"])
+            # the computations alone, in processes that have imported everything already
+            in_process("delta() only", IN_PROCESS)
             if args.baseline:
-                run("old", ["env", f"PYTHONPATH={args.baseline}", *command, out])
+                run("old", [*old, *command, f"{out}/old", "--no-plots"])
+            if args.plots:
+                run("plots", [*command, f"{out}/plots"])
             if args.spectral:
-                run("spectral", [*command, out, "--spectral"])
+                run("spectral", [*command, f"{out}/spectral", "--no-plots", "--spectral"])
+                if args.baseline:
+                    run("old spectral", [*old, *command, f"{out}/old-spectral", "--no-plots", "--spectral"])
         if not args.skip_paper:
             run("paper", [python, "-c", PAPER_WAY, str(base), str(tuned)])
         limit = 3 * largest_tensor_fp32_gib(shape)
-        print(f"{shape:14} target: sfn above baseline <= 3 x largest tensor in fp32 = {limit:.2f} GiB\n")
+        print(f"{shape:14} target: sfn above baseline <= 3 x largest tensor in fp32 = {limit:.2f} GiB; "
+              f"load average {load_average()}\n")
 
 
 if __name__ == "__main__":

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from sfn.stethoscopes.delta.heads import HEAD_COLUMNS, HeadAccumulator, head_layout, heads_table
-from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS, spectral_stats
+from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS, SpectralWorkers
 from sfn.stethoscopes.delta.stats import ChangeAccumulator
 from sfn.errors import SfnErrors
 from sfn.io import Checkpoint
@@ -252,7 +254,7 @@ class _Module:
     tensors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     nonfinite: dict[str, int] = field(default_factory=dict)  # tensor -> non-finite element pairs
-    spectral: dict[str, float] | None = None
+    spectral: Future | dict[str, float] | None = None  # a Future while the stream runs
 
 
 @dataclass
@@ -266,14 +268,15 @@ def _stream(
     base: Checkpoint, tuned: Checkpoint, pairs: list[_Pair], options: DeltaOptions, progress: bool, spectral: bool
 ) -> _Streamed:
     """Feed every pair's blocks to its module's accumulator, in storage order, releasing pages as we go."""
-    from sfn.registry import iter_part_blocks, read_part
+    from sfn.registry import iter_part_blocks
 
     order = {name: i for i, name in enumerate(base.tensors())}
     pairs = sorted(pairs, key=lambda p: order[p.base.tensor])
     last_use = {p.base.tensor: i for i, p in enumerate(pairs)}
     streamed = _Streamed({}, [], [])
     total = sum(_pair_bytes(base, tuned, p) for p in pairs)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="delta", disable=not progress, leave=False) as bar:
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="delta", disable=not progress, leave=False)
+    with bar, SpectralWorkers(enabled=spectral) as workers:
         for i, pair in enumerate(pairs):
             if i + 1 < len(pairs):
                 upcoming = pairs[i + 1]
@@ -303,8 +306,7 @@ def _stream(
                 module.nonfinite[pair.base.tensor] = accumulator.nonfinite - nonfinite_before
             if spectral and pair.base.param == "weight" and len(pair.base.shape) == 2:
                 if module.spectral is None:
-                    rows = slice(0, pair.row_limit)
-                    module.spectral = spectral_stats(read_part(base, pair.base)[rows], read_part(tuned, pair.tuned)[rows])
+                    module.spectral = workers.submit(lambda pair=pair: _float32_pair(base, tuned, pair))
                 else:
                     module.notes.append(f"spectral columns describe the first weight only, not {pair.base.tensor}")
             module.tensors.append(pair.base.tensor)
@@ -314,7 +316,22 @@ def _stream(
                 base.release(pair.base.tensor)
                 tuned.release(pair.tuned.tensor)
             bar.update(_pair_bytes(base, tuned, pair))
+    for module in streamed.modules.values():
+        if module.spectral is not None:
+            module.spectral = module.spectral.result()
     return streamed
+
+
+def _float32_pair(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 copies of a pair for `spectral_stats` on a worker thread. Its pages are released
+    again afterwards: the stream may have released them already, and this read mapped them back."""
+    from sfn.registry import read_part
+
+    rows = slice(0, pair.row_limit)
+    copies = tuple(read_part(c, p)[rows].to(torch.float32, copy=True) for c, p in ((base, pair.base), (tuned, pair.tuned)))
+    base.release(pair.base.tensor)
+    tuned.release(pair.tuned.tensor)
+    return copies
 
 
 def _pair_bytes(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> int:

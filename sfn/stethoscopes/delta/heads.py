@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from sfn.registry import ModulePart
+from sfn.stethoscopes.delta import kernel
 
 HEAD_KINDS = ("q", "k", "v", "o")
 HEAD_COLUMNS = ["layer", "kind", "head", "query_heads", "abs_norm", "rel_norm", "share"]
@@ -67,22 +68,18 @@ class HeadAccumulator:
 
     def update(self, base: torch.Tensor, tuned: torch.Tensor) -> None:
         """Add one block from `iter_part_blocks`: part rows in order, or, for a part stored transposed
-        ([in, out]), stored rows (input columns) in order with all of the part's output columns."""
-        b = base.to(torch.float32)
-        d = tuned.to(torch.float32) - b
-        finite = torch.isfinite(d)  # false exactly where either side is NaN or inf
-        if not bool(finite.all()):  # leave those pairs out, as the kernel does
-            d, b = torch.where(finite, d, 0.0), torch.where(finite, b, 0.0)
-        d, b = d * d, b * b
+        ([in, out]), stored rows (input columns) in order with all of the part's output columns.
+        Pairs holding a NaN or inf are left out, as the kernel does."""
         # along the head axis: the block's own rows, or (other orientation) a partial sum over all of it
         by_rows = (self.part.kind == "o") == self.part.transposed
+        diff_sq, base_sq = kernel.line_sums(base, tuned, by_rows)
         if by_rows:
-            rows = d.shape[0]
-            self.diff_sq[self.offset : self.offset + rows] += d.sum(1, dtype=torch.float64).numpy()
-            self.base_sq[self.offset : self.offset + rows] += b.sum(1, dtype=torch.float64).numpy()
+            rows = base.shape[0]
+            self.diff_sq[self.offset : self.offset + rows] += diff_sq
+            self.base_sq[self.offset : self.offset + rows] += base_sq
         else:
-            self.diff_sq += d.sum(0, dtype=torch.float64).numpy()
-            self.base_sq += b.sum(0, dtype=torch.float64).numpy()
+            self.diff_sq += diff_sq
+            self.base_sq += base_sq
         self.offset += base.shape[0]
 
     def rows(self) -> list[dict[str, Any]]:
