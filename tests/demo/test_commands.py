@@ -39,7 +39,7 @@ def index(demo_dir: Path) -> dict:
 def test_every_stage_has_its_commands_in_the_report(demo_dir, index):
     commands = index["commands"]
     assert set(commands["merge"]) == {label for label, _, _ in MERGE_VARIANTS}
-    assert set(commands) == {"delta", "merge", "destruction", "freeze"}
+    assert set(commands) == {"delta", "merge", "map", "destruction", "freeze"}
     page, markdown = (demo_dir / "report.html").read_text(), (demo_dir / "report.md").read_text()
     for stage in commands.values():
         for lines in stage.values():
@@ -89,3 +89,24 @@ def test_freeze_command_reproduces_a_preset(demo_dir, index):
         assert mine[column] == demo[column], column
     for column in ("held-out loss", "final train loss"):
         assert mine[column] == pytest.approx(demo[column], rel=1e-5), column
+
+
+@pytest.mark.slow
+def test_map_command_reproduces_the_map(demo_dir, index):
+    (command,) = index["commands"]["map"]["the map"]
+    run_command(command, demo_dir)
+    out = Path(shlex.split(command)[shlex.split(command).index("--out") + 1])
+    columns = ["mode", "kind", "layers", "kl_to_base", "kl_to_tuned", "recovered_share"]
+    by_hand = pd.read_csv(out / "map.csv")[columns]
+    demo = pd.read_csv(demo_dir / "map" / "map.csv")[columns]
+    pd.testing.assert_frame_equal(by_hand, demo, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_map_finding_agrees_with_its_table(demo_dir):
+    table = pd.read_csv(demo_dir / "map" / "map.csv")
+    best = table[(table["mode"] == "transplant") & (table["layers"] != "all")].sort_values("recovered_share").iloc[-1]
+    finding = next(line for line in (demo_dir / "report.md").read_text().split("## Map", 1)[1].splitlines()
+                   if line.startswith("> **Finding.**"))
+    assert f"R's {best['kind']} in layers {best['layers']} alone" in finding
+    assert f"closes {100 * best['recovered_share']:.0f}%" in finding

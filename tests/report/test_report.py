@@ -25,15 +25,15 @@ def test_report_is_self_contained_and_says_what_it_found(demo_dir):
     page = (demo_dir / "report.html").read_text()
     assert not re.search(r"""src=["'](?!data:)|<link""", page), "the page must not load anything"
     links = re.findall(r'<a href="([^"]+)"', page)  # the data files behind it, beside it in the folder
-    assert {"merge/merge.csv", "merge/samples.jsonl", "destruction/destruction.csv", "freeze/compare.csv"} <= set(links)
+    assert {"merge/merge.csv", "merge/samples.jsonl", "map/map.csv", "destruction/destruction.csv", "freeze/compare.csv"} <= set(links)
     for link in links:
         assert (demo_dir / link).is_file(), link
     assert "http://" not in page and "https://" not in page
-    for title in ("The pair", "Delta", "Merge", "Destruction", "Freeze"):
+    for title in ("The pair", "Delta", "Merge", "Map", "Destruction", "Freeze"):
         assert f"<h2>{title}</h2>" in page
-    assert page.count("<b>Finding.</b>") == 4 and page.count('src="data:image/png;base64,') >= 6
+    assert page.count("<b>Finding.</b>") == 5 and page.count('src="data:image/png;base64,') >= 8
     markdown = (demo_dir / "report.md").read_text()
-    assert markdown.count("**Finding.**") == 4
+    assert markdown.count("**Finding.**") == 5
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (demo_dir / link).is_file()
 
