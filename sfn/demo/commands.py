@@ -58,10 +58,14 @@ def map_command(pair: DemoPair, probe: str, out: Path, *, single_thread: bool) -
                                            "--kinds", KINDS, "--window", map_window(pair.num_layers)])
 
 
-def destroy_command(pair: DemoPair, kind: str, method: str, layers: str, out: Path) -> str:
-    """The destroyed model of one Destruction cell, written to disk (the demo edits it in memory)."""
-    return join(["sfn", "destroy", pair.tuned_source, "--select", f"{kind}@{layers}", "--method", method,
-                  "--out", out / REPRODUCE_DIR / f"destroy-{method}-{kind}", "--overwrite"])
+def destroy_commands(pair: DemoPair, evaluation: dict[str, Any], kind: str, method: str, layers: str, prompts: int,
+                     out: Path, *, single_thread: bool) -> list[str]:
+    """One Destruction cell by hand: write the destroyed model (the demo edits it in memory), then
+    evaluate it on the stage's prompts, graded I-IV with B as reference (the stage's outputs and levels)."""
+    folder = out / REPRODUCE_DIR / f"destroy-{method}-{kind}"
+    return [join(["sfn", "destroy", pair.tuned_source, "--select", f"{kind}@{layers}", "--method", method,
+                  "--out", folder / "model", "--overwrite"]),
+            _threads(single_thread) + join(eval_words(folder / "model", pair, evaluation, folder / "eval", limit=prompts))]
 
 
 def freeze_command(pair: DemoPair, evaluation: dict[str, Any], training: dict[str, Any], presets: list[str],

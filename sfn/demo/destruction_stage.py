@@ -43,7 +43,7 @@ def run_destruction(pair: DemoPair, evaluation: dict[str, Any], grader: Any, pro
     layers = middle_layers(pair.num_layers)
     outputs = sweep(pair.tuned, texts, tokenizer=pair.tokenizer, methods=METHODS, layers=[layers],
                     references=[s.reference for s in samples], prompt_format="raw",  # formatted above
-                    max_new_tokens=evaluation["max_new_tokens"], grader=grader,
+                    max_new_tokens=evaluation["max_new_tokens"], batch_size=evaluation["batch_size"], grader=grader,
                     progress=False)  # the demo draws one bar per stage
     outputs["question"] = [samples[index].question for index in outputs["prompt"]]
     out.mkdir(parents=True, exist_ok=True)

@@ -172,7 +172,8 @@ def stage_commands(pair: DemoPair, settings: DemoSettings, out: Path, index: dic
         "merge": {label: commands.merge_commands(pair, evaluation, out, label, start, taken, single_thread=single)
                   for label, start, taken in MERGE_VARIANTS},
         "map": {"the map": [commands.map_command(pair, index["map"]["probe"], out, single_thread=single)]},
-        "destruction": {f"{method} {kind}": [commands.destroy_command(pair, kind, method, index["destruction"]["layers"], out)]
+        "destruction": {f"{method} {kind}": commands.destroy_commands(pair, evaluation, kind, method, index["destruction"]["layers"],
+                                                                       settings.destruction_prompts, out, single_thread=single)
                         for method in METHODS for kind in ("o", "mlp")},
     }
     if index.get("freeze"):

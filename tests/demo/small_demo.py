@@ -29,7 +29,8 @@ def recording_figure_fonts(record: dict[str, dict[str, float]], folder: Path) ->
     def savefig(self, fname, *args, **kwargs):
         result = original(self, fname, *args, **kwargs)
         sizes = [text.get_fontsize() for text in self.findobj(Text) if text.get_visible() and text.get_text().strip()]
-        path = Path(fname).resolve()
+        # Outputs are staged in a hidden `.NAME.*.partial` folder and renamed into place: key the final path.
+        path = Path(*(part for part in Path(fname).resolve().parts if not (part.startswith(".") and part.endswith(".partial"))))
         key = str(path.relative_to(folder.resolve())) if path.is_relative_to(folder.resolve()) else str(path)
         record[key] = {"smallest_pt": min(sizes) if sizes else 0.0, "dpi": float(kwargs.get("dpi") or self.dpi)}
         return result

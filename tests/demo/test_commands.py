@@ -110,3 +110,17 @@ def test_map_finding_agrees_with_its_table(demo_dir):
                    if line.startswith("> **Finding.**"))
     assert f"R's {best['kind']} in layers {best['layers']} alone" in finding
     assert f"closes {100 * best['recovered_share']:.0f}%" in finding
+
+
+@pytest.mark.slow
+def test_destruction_commands_reproduce_the_cells_outputs_and_levels(demo_dir, index):
+    destroy, evaluate = index["commands"]["destruction"]["zero o"]
+    run_command(destroy, demo_dir)
+    run_command(evaluate, demo_dir)
+    out = Path(shlex.split(evaluate)[shlex.split(evaluate).index("--out") + 1])
+    by_hand = pd.read_json(out / "samples.jsonl", lines=True, dtype=False)
+    cells = pd.read_csv(demo_dir / "destruction" / "destruction.csv", keep_default_na=False)
+    cell = cells[(cells["method"] == "zero") & (cells["kind"] == "o")].sort_values("prompt")
+    assert len(by_hand) == len(cell) > 0
+    assert by_hand["output"].tolist() == cell["output"].tolist()
+    assert by_hand["level"].tolist() == cell["level"].tolist()

@@ -22,7 +22,7 @@ def test_middle_layers_skip_the_ends():
 @pytest.mark.slow
 def test_demo_runs_every_stethoscope_and_writes_the_report(demo_dir):
     index = json.loads((demo_dir / "demo.json").read_text())
-    assert set(index["seconds"]) == {"delta", "merge", "destruction", "freeze", "total"}
+    assert set(index["seconds"]) == {"delta", "merge", "map", "destruction", "freeze", "total"}
     merge = pd.read_csv(demo_dir / "merge" / "merge.csv")
     assert merge["variant"].tolist() == [label for label, _, _ in MERGE_VARIANTS]
     assert (merge[[f"level_{level}" for level in ("I", "II", "III", "IV")]].sum(axis=1) == merge["samples"]).all()
@@ -33,6 +33,11 @@ def test_demo_runs_every_stethoscope_and_writes_the_report(demo_dir):
     assert freeze["preset"].tolist() == ["emb+head", "emb+head+o", "emb+head+qkvo", "all"]
     for name in ("norms.png", "heatmap.png", "histograms.png"):
         assert (demo_dir / "delta" / name).is_file()
+    mapped = pd.read_csv(demo_dir / "map" / "map.csv")
+    assert set(mapped["mode"]) == {"transplant", "zero"} and set(mapped["kind"]) == {"q", "k", "v", "o", "gate", "up", "down"}
+    transplant, zero = mapped.query("mode == 'transplant'"), mapped.query("mode == 'zero'")
+    assert (transplant["recovered_share"] <= 1).all() and zero["recovered_share"].isna().all() and (zero["kl_to_base"] > 0).all()
+    assert (demo_dir / "map" / "map_transplant_probe.png").is_file()
     assert (demo_dir / "report.html").is_file() and (demo_dir / "report.md").is_file()
 
 
