@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sfn.experiments.cells import DESTRUCTION_MODES
-from sfn.io.full_disk import one_line_when_full, undo_new_entries
+from sfn.io.full_disk import staged_into
 from sfn.io.guard import guard_output
 from sfn.plotting import new_figure, save_figure
 
@@ -108,25 +106,16 @@ def write_map(result: Any, out: str | os.PathLike, *, inputs: list[Any] = (), pl
     Written into a hidden folder and renamed into place, so an earlier map there stays whole on failure."""
     on_disk = [source for source in inputs if isinstance(source, (str, os.PathLike)) and Path(source).exists()]
     out = guard_output(out, inputs=on_disk, replace=False)
-    with one_line_when_full(out, undo=undo_new_entries(out)):
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".map.", suffix=".partial", dir=out))
-        try:
-            result.table.to_csv(staging / "map.csv", index=False)
-            document = {**result.summary, "notes": result.notes}
-            (staging / "summary.json").write_text(json.dumps(_strict(document), indent=2, allow_nan=False) + "\n")
-            names = ["map.csv", "summary.json"]
-            if plots:
-                for name, figure in map_figures(result.table, result.summary["on"]).items():
-                    save_figure(figure, staging / name)
-                    names.append(name)
-            paths = {}
-            for name in names:
-                paths[name] = out / name
-                os.replace(staging / name, paths[name])
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return paths
+    names = ["map.csv", "summary.json"]
+    with staged_into(out, "map") as staging:
+        result.table.to_csv(staging / "map.csv", index=False)
+        document = {**result.summary, "notes": result.notes}
+        (staging / "summary.json").write_text(json.dumps(_strict(document), indent=2, allow_nan=False) + "\n")
+        if plots:
+            for name, figure in map_figures(result.table, result.summary["on"]).items():
+                save_figure(figure, staging / name)
+                names.append(name)
+    return {name: out / name for name in names}
 
 
 def _strict(value: Any) -> Any:

@@ -2,7 +2,8 @@
 half-written left behind (or, for a resumable run, what was kept and how to go on).
 
 `one_line_when_full` wraps any block that writes; `undo_new_entries` is the undo for a block that
-writes several files into a directory that may already hold others.
+writes several files into a directory that may already hold others; `staged_into` writes a set of
+files into a directory all or nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,3 +80,20 @@ def undo_new_entries(directory: Path) -> Callable[[], None]:
                 entry.unlink(missing_ok=True)
 
     return undo
+
+
+@contextmanager
+def staged_into(out: Path, name: str) -> Iterator[Path]:
+    """Yield a hidden folder inside `out` to write files into; at the end they are renamed into `out`
+    together. A failure (a full disk: one line) leaves an earlier run's files there whole, never half
+    of them overwritten, and a new `out` is removed again."""
+    out = Path(out)
+    with one_line_when_full(out, undo=undo_new_entries(out)):
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=out))
+        try:
+            yield staging
+            for entry in sorted(staging.iterdir()):
+                os.replace(entry, out / entry.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sfn import __version__
-from sfn.io.full_disk import one_line_when_full, undo_new_entries
+from sfn.io.full_disk import staged_into
 from sfn.io.guard import guard_output
 from sfn.stethoscopes.delta.compute import DeltaResult, kinds_in
 from sfn.stethoscopes.delta.findings import clamp_notes, o_heads, shape_sentence
@@ -96,20 +94,9 @@ def write_outputs(
     models = [result.summary.get(key) for key in ("base", "tuned")]
     on_disk = [model for model in models if isinstance(model, (str, os.PathLike)) and Path(model).exists()]
     out = guard_output(out, inputs=on_disk, replace=False)
-    # Written into a hidden folder inside `out`, then renamed into place: a full disk (one line) or any
-    # failure leaves an earlier run's files whole, never half of them overwritten.
-    with one_line_when_full(out, undo=undo_new_entries(out)):
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".delta.", suffix=".partial", dir=out))
-        try:
-            staged = _write_files(result, staging, every=every, plots=plots, paper_clamp=paper_clamp)
-            paths = {}
-            for key, path in staged.items():
-                paths[key] = out / path.name
-                os.replace(path, paths[key])
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return paths
+    with staged_into(out, "delta") as staging:
+        staged = _write_files(result, staging, every=every, plots=plots, paper_clamp=paper_clamp)
+    return {key: out / path.name for key, path in staged.items()}
 
 
 def _write_files(result: DeltaResult, directory: Path, *, every: int, plots: bool, paper_clamp: bool) -> dict[str, Path]:
