@@ -154,7 +154,7 @@ def map(  # noqa: A001 - `sfn.map` is the documented name
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "delta_rel_change"])
     from sfn.stethoscopes.delta import delta
 
-    changed = delta(base, tuned, progress=False, allow_pickle=allow_pickle).table
+    changed = delta(base_model, tuned_model, progress=False).table  # the loaded pair: no second read of the checkpoints
     table["delta_rel_change"] = delta_change(table, changed, num_layers)
     summary = {"base": _name(base), "tuned": _name(tuned), "on": on, "num_layers": num_layers,
                "probes": {run.probe.name: {"source": run.probe.source, "sequences": len(run.probe.sequences),
