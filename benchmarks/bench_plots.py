@@ -78,17 +78,24 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from sfn.stethoscopes.delta import delta
 
-    table_file = Path(tempfile.mkdtemp()) / "table.pkl"
-    table = delta(str(base), str(tuned))
-    table_file.write_bytes(pickle.dumps(table))
-    print(f"pair {base.parent}: {len(table)} modules, {table.attrs['num_layers']} layers, {table.attrs['bins']} bins")
+    scratch = Path(tempfile.mkdtemp())
+    result = delta(str(base), str(tuned))
+    # The baseline's plots read a DataFrame carrying the summary in attrs; this tree's take the result.
+    frame = result.table.copy()
+    frame.attrs.update(result.summary, bin_edges=result.bin_edges.tolist())
+    inputs = {"baseline": scratch / "frame.pkl", "this tree": scratch / "result.pkl"}
+    inputs["baseline"].write_bytes(pickle.dumps(frame))
+    inputs["this tree"].write_bytes(pickle.dumps(result))
+    print(f"pair {base.parent}: {len(result.table)} modules, {result.summary['num_layers']} layers, "
+          f"{result.summary['bins']} bins")
     print(f"load average before: {load_average()}\n")
 
-    versions = {f"baseline {args.baseline}": (package_at(args.baseline), DRAW_BASELINE), "this tree": (ROOT, DRAW_NOW)}
+    versions = {f"baseline {args.baseline}": (package_at(args.baseline), DRAW_BASELINE, inputs["baseline"]),
+                "this tree": (ROOT, DRAW_NOW, inputs["this tree"])}
     print("| version | " + " | ".join(f"{c} s" for c in COLUMNS) + " | figures s | figures CPU s |")
     print("|---|" + "---|" * (len(COLUMNS) + 2))
     totals = []
-    for name, (tree, script) in versions.items():
+    for name, (tree, script, table_file) in versions.items():
         runs = [run(tree, script, table_file) for _ in range(args.repeat)]
         medians = {column: statistics.median(r[column] for r in runs) for column in COLUMNS}
         totals.append(statistics.median(sum(r[c] for c in COLUMNS[1:]) for r in runs))

@@ -165,7 +165,7 @@ main.lazy_help = {
     "freeze": "Fine-tune MODEL with only the selected modules trainable (the Freeze stethoscope).",
     "eval": "Evaluate MODEL (a directory, .gguf file or hub id) on a benchmark.",
     "organism": "The built-in model organism: a tiny base model B and its reasoning fine-tune R.",
-    "demo": "Delta, Merge, Destruction and Freeze on one pair, summed up in OUT/report.html and OUT/report.md.",
+    "demo": "Delta, Merge, Map, Destruction and Freeze on one pair, summed up in OUT/report.html and OUT/report.md.",
     "report": "Write FOLDER/report.html (self-contained, figures embedded) and FOLDER/report.md from `sfn demo --out FOLDER`.",
     "map": "Map where TUNED's change lives and what it matters for: every kind x layer window transplanted or destroyed.",
 }

@@ -21,7 +21,7 @@ from sfn.cli_errors import SfnCommand, report_errors
 @click.option("--freeze-steps", default=None, type=int, help="Optimizer steps per Freeze run (default 100).")
 @report_errors(kept="the stages finished before the interrupt left their files in --out; report.html was not written")
 def demo_command(out: Path, base, tuned, benchmark, data, train_data, limit, freeze_steps) -> None:
-    """Delta, Merge, Destruction and Freeze on one pair, summed up in OUT/report.html and OUT/report.md.
+    """Delta, Merge, Map, Destruction and Freeze on one pair, summed up in OUT/report.html and OUT/report.md.
 
     Without --base/--tuned it runs on the built-in model organism (a few minutes on a laptop CPU).
     """
@@ -29,10 +29,14 @@ def demo_command(out: Path, base, tuned, benchmark, data, train_data, limit, fre
 
     from sfn.cli_errors import show_progress
     from sfn.demo import DemoSettings, run_demo
+    from sfn.report import conclusions
 
     overrides = {key: value for key, value in (("eval_limit", limit), ("freeze_steps", freeze_steps)) if value is not None}
     result = run_demo(out, base=base, tuned=tuned, benchmark=benchmark, data=data, train_data=train_data,
                       settings=replace(DemoSettings(), **overrides), progress=show_progress(),
                       on_stage=lambda message: click.echo(message, err=True) if show_progress() else None)
-    click.echo(f"\n{result.report['markdown'].read_text()}")
-    click.echo(f"done in {result.index['seconds']['total']:.0f} s; open {result.report['html']}")
+    click.echo("")
+    for stethoscope, supports in conclusions(out):
+        click.echo(f"{stethoscope}: {supports}")
+    click.echo(f"\ndone in {result.index['seconds']['total']:.0f} s; the findings with their numbers: "
+               f"{result.report['html']} ({result.report['markdown'].name} beside it)")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from sfn.lazy import lazy_exports
 
 FIGURES_DIR = "report_figures"
 
-__all__ = ["DemoData", "Verdict", "load_demo", "write_report"]
+__all__ = ["DemoData", "Verdict", "conclusions", "load_demo", "write_report"]
+# The verdict line render_markdown writes in a section.
+_SUPPORTS = re.compile(r"^> \*\*Supports\.\*\* (.+?)\.  $", re.MULTILINE)
 
 
 def write_report(folder: str | Path) -> dict[str, Path]:
@@ -27,6 +30,19 @@ def write_report(folder: str | Path) -> dict[str, Path]:
     links = {path: os.path.relpath(path, folder) for section in sections for _, path in section.figures}
     paths["markdown"].write_text(render_markdown(sections, title, links), encoding="utf-8")
     return paths
+
+
+def conclusions(folder: str | Path) -> list[tuple[str, str]]:
+    """(stethoscope, what its finding supports) for each section of FOLDER/report.md, in page order:
+    the lines `sfn demo` ends with, instead of the whole page."""
+    text = (Path(folder) / "report.md").read_text(encoding="utf-8")
+    found = []
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        title, _, body = section.partition("\n")
+        verdict = _SUPPORTS.search(body)
+        if verdict:
+            found.append((title.strip(), verdict.group(1)))
+    return found
 
 
 # pandas and matplotlib load on first use, so that `sfn report -h` stays fast.

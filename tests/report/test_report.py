@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -36,6 +37,17 @@ def test_report_is_self_contained_and_says_what_it_found(demo_dir):
     assert markdown.count("**Finding.**") == 5
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (demo_dir / link).is_file()
+
+
+@pytest.mark.slow
+def test_the_conclusions_sfn_demo_ends_with_are_the_pages_verdicts(demo_dir):
+    from sfn.report import conclusions
+
+    found = conclusions(demo_dir)
+    assert [title for title, _ in found] == ["Delta", "Merge", "Map", "Destruction", "Freeze"]
+    page = (demo_dir / "report.html").read_text()
+    for _, supports in found:
+        assert supports and f"<b>Supports.</b> {html.escape(supports)}." in page
 
 
 @pytest.mark.slow
@@ -152,7 +164,6 @@ def percent(cell: str) -> float:
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium) to render the page")
 def test_figures_render_with_readable_text_and_the_findings_agree_with_their_tables(demo_dir, tmp_path):
-    import html as html_module
     import json
 
     from demo.small_demo import FONTS_FILE
@@ -162,7 +173,7 @@ def test_figures_render_with_readable_text_and_the_findings_agree_with_their_tab
     from sfn.report.sections import build_sections
 
     dom = rendered_page(demo_dir, tmp_path)
-    sizes = json.loads(html_module.unescape(re.search(r'<pre id="sizes">(.*?)</pre>', dom, re.S).group(1)))
+    sizes = json.loads(html.unescape(re.search(r'<pre id="sizes">(.*?)</pre>', dom, re.S).group(1)))
     fonts = json.loads((demo_dir / FONTS_FILE).read_text())
     files = {caption: str(path.resolve().relative_to(demo_dir.resolve()))
              for section in build_sections(load_demo(demo_dir), demo_dir / FIGURES_DIR) for caption, path in section.figures}
