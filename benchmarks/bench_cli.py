@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     trees = {f"baseline {args.baseline}": package_at(args.baseline), "this tree": ROOT}
     print(f"load average before: {load_average()}")
-    print(f"heavy modules imported by `sfn --help`: " + "; ".join(f"{name}: {heavy(tree)}" for name, tree in trees.items()))
+    print("heavy modules imported by `sfn --help`: " + "; ".join(f"{name}: {heavy(tree)}" for name, tree in trees.items()))
     names = list(trees)
     print(f"\n| command | {names[0]} wall s | {names[1]} wall s | wall speed-up | {names[0]} CPU s | {names[1]} CPU s |")
     print("|---|---|---|---|---|---|")

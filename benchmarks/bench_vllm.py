@@ -70,7 +70,7 @@ def main() -> None:
 
     print(f"model {model_source}, {len(prompts)} prompts x {args.max_new_tokens} new tokens, greedy, {args.dtype}, "
           f"hf torch threads {torch.get_num_threads()}; the same completion from both backends for {same} of {len(prompts)}")
-    print(f"| what | seconds | tokens/s | vs hf |\n| --- | --- | --- | --- |")
+    print("| what | seconds | tokens/s | vs hf |\n| --- | --- | --- | --- |")
     for name, (rate, seconds) in rates.items():
         print(f"| generate, {name} backend | {seconds:.2f} | {rate:.1f} | {rate / rates['hf'][0]:.2f}x |")
     print(f"| new vLLM engine (this run's start) | {engine_start:.1f} | | |")
