@@ -13,8 +13,11 @@ an answer prefix are always appended and the answer gets `max_answer_tokens`.
 - the thinking (waits included) is then cut to the budget; if the last round ran out of tokens,
   "\n" (unless the thinking already ends in one, or the start marker begins with one), the end
   marker and "\nFinal Answer:" follow; if the model ended it, the end marker alone;
-- the answer gets what is left of `max_new_tokens` (s1 passes `max_gen_toks`, which vLLM caps at
-  the context left).
+- the answer may again have `max_new_tokens` (s1's `max_gen_toks`);
+- every call stops where vLLM 0.6.4 (the version s1 pins) stops a sequence that outgrows the
+  model's context: one token past it (when the backend tells its `context_length`);
+- the output keeps the thinking as generated, uncut, as s1's logged output does: the answer phase
+  was prompted with it cut to the budget.
 "r1" is the s1 protocol with R1's markers: `</think>` ends a round and is kept in the output.
 
 sfn works on text: each round's prompt is re-encoded, where s1 concatenates token ids; the two
@@ -133,8 +136,9 @@ def _s1_style(call, tokenizer, prompts: Sequence[str], max_new_tokens: int, mark
         if not rows:
             break
         # Every round may use the whole budget, as in s1; the total is cut to it afterwards.
-        completions = call([prompts[row] + texts[row] for row in rows], rows, [budget] * len(rows),
-                           stop=[markers.round_stop], min_new_tokens=minimum, phase=f"think{round_number}")
+        contexts = [prompts[row] + texts[row] for row in rows]
+        completions = call(contexts, rows, call.within_context(contexts, budget), stop=[markers.round_stop],
+                           min_new_tokens=minimum, phase=f"think{round_number}")
         continuing = []
         for row, completion in zip(rows, completions):
             texts[row] += completion.text
@@ -148,25 +152,25 @@ def _s1_style(call, tokenizer, prompts: Sequence[str], max_new_tokens: int, mark
                 continuing.append(row)
         rows = continuing
 
-    endings = []
+    heads, endings = [], []
     for row in range(len(prompts)):
-        uncut = texts[row]
+        cut = texts[row]
         if tokens[row] > budget:
-            texts[row] = cut_tokens(tokenizer, texts[row], budget)
+            cut = cut_tokens(tokenizer, cut, budget)
             tokens[row] = budget
         if ran_out[row]:
             # s1 looks at the last character before the cut, and at the start marker's first one.
-            newline = "" if uncut.endswith("\n") or markers.start.startswith("\n") else "\n"
+            newline = "" if texts[row].endswith("\n") or markers.start.startswith("\n") else "\n"
             endings.append(newline + markers.end + markers.answer_prefix)
         else:
             endings.append(markers.end)
-    heads = [text + ending for text, ending in zip(texts, endings)]
+        heads.append(prompts[row] + cut + endings[-1])
     used = [count + count_tokens(tokenizer, ending) for count, ending in zip(tokens, endings)]
-    answers = call([prompt + head for prompt, head in zip(prompts, heads)], range(len(prompts)),
-                   [max(max_new_tokens - count, 1) for count in used], phase="answer")
+    answers = call(heads, range(len(prompts)), call.within_context(heads, max_new_tokens), phase="answer")
     return [
-        Generation(head + answer.text, count + answer.num_tokens, thinking, waits_row, answer.finish_reason == "length")
-        for head, answer, count, thinking, waits_row in zip(heads, answers, used, tokens, waits_used)
+        Generation(text + ending + answer.text, count + answer.num_tokens, thinking, waits_row,
+                   answer.finish_reason == "length")
+        for text, ending, answer, count, thinking, waits_row in zip(texts, endings, answers, used, tokens, waits_used)
     ]
 
 
@@ -202,6 +206,16 @@ class _Caller:
         if self.seeds is not None:
             options["seeds"] = [derive_seed(self.seeds[row], name) for row, name in zip(rows, phases)]
         return self.backend.generate(list(prompts), list(limits), **options)
+
+    def within_context(self, prompts: Sequence[str], limit: int) -> list[int]:
+        """`limit` for each prompt, capped where vLLM 0.6.4 stops a sequence: once it is one token
+        longer than the model's context (at least one token); uncapped when the backend does not say
+        its `context_length` or cannot `encode`."""
+        context = getattr(self.backend, "context_length", None)
+        encode = getattr(self.backend, "encode", None)
+        if not context or encode is None:
+            return [limit] * len(prompts)
+        return [max(min(limit, context + 1 - len(encode(prompt))), 1) for prompt in prompts]
 
 
 def derive_seed(*parts: object) -> int:

@@ -63,7 +63,7 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
                    "waits counted, 'Final Answer:' only when the budget runs out); r1: the same with <think>...</think>; sfn: sfn's original.")
 @click.option("--wait-text", default="Wait", show_default=True)
 @click.option("--max-thinking-tokens", type=int, help="End thinking after this many tokens and ask for the final answer.")
-@click.option("--max-answer-tokens", type=int, default=512, show_default=True, help="Token limit of the answer after thinking.")
+@click.option("--max-answer-tokens", type=int, default=512, show_default=True, help="Token limit of the answer after thinking (--budget-style sfn; s1 and r1 give it --max-new-tokens, as s1 does).")
 @click.option("--reference-model", help="Undamaged base model; its log-likelihood measures fluency for the output levels.")
 @click.option("--no-levels", is_flag=True, help="Skip grading output levels I-IV.")
 @click.option("--allow-long-context", is_flag=True, help="Generate even where prompt plus token budget exceed the model's max_position_embeddings.")

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from sfn import __version__
+
 LM_EVAL_FILE = "results.json"
 # sfn summary metric -> lm-eval "metric,filter" key. GSM8K's two are lm-eval's own filters
 # (sfn.eval.answers.lm_eval_strict / lm_eval_flexible with exact string match); any other
@@ -24,12 +26,17 @@ def lm_eval_results(summary: dict[str, Any], task: str, settings: dict[str, Any]
         value = summary[name]
         metric, filter_name = key.split(",")
         metrics[key] = value
-        # lm-eval's stderr of a mean of 0/1 scores: the sample standard deviation over sqrt(n).
+        # lm-eval's stderr of a mean of 0/1 scores: the sample standard deviation over sqrt(n); "N/A"
+        # where it has none, as lm-eval writes it (its table prints that, and fails on null).
         n = summary["samples"]
-        metrics[f"{metric}_stderr,{filter_name}"] = math.sqrt(value * (1 - value) / (n - 1)) if value is not None and n > 1 else None
+        metrics[f"{metric}_stderr,{filter_name}"] = math.sqrt(value * (1 - value) / (n - 1)) if value is not None and n > 1 else "N/A"
     generation = {name: settings.get(name) for name in ("max_new_tokens", "do_sample", "temperature", "top_p", "seed")}
+    # lm-eval's `make_table` reads versions, n-shot and higher_is_better beside the results.
     return {
         "results": {task: metrics},
+        "versions": {task: f"sfn {__version__}"},
+        "n-shot": {task: 0},
+        "higher_is_better": {task: {"exact_match": True}},
         "configs": {task: {"task": task, "output_type": "generate_until",
                            "repeats": summary.get("samples_per_problem") or 1,
                            "generation_kwargs": generation, "metadata": {"sfn_settings": settings}}},

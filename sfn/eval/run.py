@@ -211,21 +211,32 @@ def _check_context(backend: Any, prompts: dict[str, str], resolved: ResolvedConf
     if not limit:
         return
     config = resolved.config
-    if resolved.thinking is not None and config.budget_style == "sfn":
-        budget = min(config.max_thinking_tokens or config.max_new_tokens, config.max_new_tokens) + config.max_answer_tokens
-        asked = "--max-new-tokens (thinking) plus --max-answer-tokens"
+    thinking = min(config.max_thinking_tokens or config.max_new_tokens, config.max_new_tokens)
+    if resolved.thinking is None:
+        budget, asked = config.max_new_tokens, argument("max_new_tokens")
+    elif config.budget_style == "sfn":
+        budget = thinking + config.max_answer_tokens
+        asked = f"the thinking budget ({_thinking_budget_names(config)}) plus {argument('max_answer_tokens')}"
     else:
-        budget, asked = config.max_new_tokens, "--max-new-tokens"
+        # s1's protocol stops every call at the model's context, as its vLLM does (s1 sets max_gen_toks
+        # to the whole context): only the thinking budget has to fit after the prompt.
+        budget, asked = thinking, f"the thinking budget ({_thinking_budget_names(config)})"
     encode = getattr(backend, "encode", None) or (lambda text: backend.tokenizer(text)["input_ids"])
     longest_id, longest = max(((sample_id, len(encode(prompt))) for sample_id, prompt in prompts.items()),
                               key=lambda item: item[1])
     if longest + budget > limit:
         raise SfnError(
-            f"sample {longest_id!r}: its prompt has {longest} tokens and {asked} allow {budget} more, {longest + budget} "
+            f"sample {longest_id!r}: its prompt has {longest} tokens and {asked} allows {budget} more, {longest + budget} "
             f"in all, past the model's context of {limit} tokens (max_position_embeddings in its config.json). Lower "
-            f"{asked} to at most {max(limit - longest, 0)}, or pass --allow-long-context to generate past the "
-            "trained context anyway (outputs there are usually degraded); nothing was generated"
+            f"{asked} to at most {max(limit - longest, 0)}, or pass {argument('allow_long_context', True)} to generate past "
+            "the trained context anyway (outputs there are usually degraded); nothing was generated"
         )
+
+
+def _thinking_budget_names(config: EvalConfig) -> str:
+    if config.max_thinking_tokens is not None and config.max_thinking_tokens < config.max_new_tokens:
+        return argument("max_thinking_tokens")
+    return argument("max_new_tokens")
 
 
 def _record(sample: Sample, index: int, prompt: str, generation, benchmark: Benchmark, grader: Grader | None) -> dict[str, Any]:

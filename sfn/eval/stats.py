@@ -122,12 +122,8 @@ def _with_interval(per_problem: list[float]) -> dict[str, Any]:
     return {"value": float(np.mean(per_problem)), "ci95": list(bootstrap_interval(per_problem))}
 
 
-def floor_warning(samples: Any, low: float) -> str | None:
+def floor_warning(solved: int, problems: int, low: float) -> str | None:
     """A sentence when the benchmark is too hard to rank models: interval down to 0, or < 5 problems solved."""
-    if not len(samples):
-        return None
-    solved_by_problem = samples.groupby("id", sort=False)["correct"].any()
-    solved, problems = int(solved_by_problem.sum()), len(solved_by_problem)
     if solved >= FLOOR_SOLVED and low > 0:
         return None
     return (f"floor: {solved} of {problems} problems solved (95% interval down to {low:.1%}); this benchmark "
@@ -155,7 +151,9 @@ def summarize(samples: Any, extra_metrics: list[str], same: Callable[[str, str],
         summary[name + "_ci95"] = [low, high]
     if total:
         summary.update(sampling_metrics(samples, same))
-    summary["floor_warning"] = floor_warning(samples, summary["accuracy_ci95"][0]) if total else None
+    solved = int(samples.groupby("id", sort=False)["correct"].any().sum()) if total else 0
+    summary["problems_solved"] = solved
+    summary["floor_warning"] = floor_warning(solved, problems, summary["accuracy_ci95"][0]) if total else None
     summary["mean_output_tokens"] = float(samples["tokens"].mean()) if total else None
     summary["median_output_tokens"] = float(samples["tokens"].median()) if total else None
     summary["truncated_share"] = float(samples["truncated"].mean()) if total else None

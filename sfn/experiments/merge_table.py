@@ -51,6 +51,7 @@ def merge_row(label: str, taken: str | None, summary: dict[str, Any]) -> dict[st
         "mean_tokens": summary["mean_output_tokens"],
         "samples": summary["samples"],
         "problems": summary.get("problems", summary["samples"]),
+        "problems_solved": summary.get("problems_solved"),
         **{f"level_{level}": summary["levels"].get(level, 0) for level in LEVELS},
     }
 

@@ -39,6 +39,14 @@ def _row_interval(row: pd.Series) -> tuple[float, float]:
     return _interval(row["accuracy"], int(row["samples"]))
 
 
+def _problems_solved(row: pd.Series) -> int:
+    # Problems with at least one correct sample, as the evaluation counted them; a table without the
+    # column has one sample per problem, so its correct samples are its solved problems.
+    if "problems_solved" in row and pd.notna(row["problems_solved"]):
+        return int(row["problems_solved"])
+    return round(row["accuracy"] * int(row["samples"]))
+
+
 def delta_verdict(ranking: pd.DataFrame) -> Verdict:
     """Which kind moved most, in how many layers it leads, and whether its changes are bimodal."""
     layered = ranking[ranking["layers"] > 0].sort_values("mean_rel_norm", ascending=False)
@@ -92,7 +100,7 @@ def merge_verdict(merge: pd.DataFrame) -> Verdict:
     finding = (f"B answers {_percent(base['accuracy'])} correctly and R {_percent(tuned['accuracy'])}; "
                + "; ".join(parts))
     best = merges.sort_values("accuracy", ascending=False).iloc[0] if len(merges) else None
-    solved = max(round(row["accuracy"] * int(row["samples"])) for _, row in merge.iterrows())
+    solved = max(_problems_solved(row) for _, row in merge.iterrows())
     if solved < FLOOR_SOLVED:
         # Even the best variant is at the floor: no difference between them can show.
         finding += f"; floor: no variant solves more than {solved} problems, so this benchmark cannot rank them"

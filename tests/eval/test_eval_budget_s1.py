@@ -1,110 +1,67 @@
-"""`--budget-style s1` against transcripts derived by hand from simplescaling/s1's harness
-(its vLLM model's `thinking_n_ignore` loop), with a character-level scripted model whose special
-tokens are single tokens, as s1 requires of its stop tokens."""
+"""`--budget-style s1` against transcripts of simplescaling/s1's harness: recorded by running s1's own
+`_model_generate` on scripted models (scripts/record_s1_transcripts.py, tests/eval/data/
+s1_transcripts.json), and derived by hand from its `thinking_n_ignore` loop."""
 
-import re
+import json
+from pathlib import Path
 
-from sfn.eval.backends.base import Completion
+import pytest
+from s1_scripted import CASES, EOS, TOKEN, CharModel
+
 from sfn.eval.budget import generate_outputs
 from sfn.eval.prompts import PROTOCOL_MARKERS
 
 S1 = PROTOCOL_MARKERS["s1"]
 R1 = PROTOCOL_MARKERS["r1"]
-EOS = "<|im_end|>"
-TOKEN = re.compile(r"<\|im_start\|>|<\|im_end\|>|</think>|<think>|.", re.S)
+TRANSCRIPTS = json.loads((Path(__file__).parent / "data" / "s1_transcripts.json").read_text())
 
 
-class CharTokenizer:
-    """One token per character, except the special tokens."""
-
-    chat_template = None
-    bos_token = None
-
-    def encode(self, text, add_special_tokens=False):
-        return TOKEN.findall(text)
-
-    def decode(self, tokens):
-        return "".join(tokens)
+def test_every_case_was_recorded_with_s1s_own_start_marker():
+    assert [entry["name"] for entry in TRANSCRIPTS["cases"]] == [case.name for case in CASES]
+    assert TRANSCRIPTS["thinking_start"] == S1.start and TRANSCRIPTS["source"].startswith("simplescaling/s1@")
 
 
-class CharModel:
-    """`script(context)` is what the model would write next; the first `min_new_tokens` tokens skip
-    end of sequence and one-token stop strings (the model's next choice is the script's next token)."""
-
-    def __init__(self, script):
-        self.script = script
-        self.tokenizer = CharTokenizer()
-        self.calls = []
-
-    def generate(self, prompts, max_new_tokens, stop=(), min_new_tokens=0):
-        self.calls.append((list(prompts), list(max_new_tokens), list(stop), min_new_tokens))
-        return [self._one(prompt, limit, stop, min_new_tokens) for prompt, limit in zip(prompts, max_new_tokens)]
-
-    def _one(self, prompt, limit, stop, minimum):
-        banned = {EOS, *(marker for marker in stop if len(TOKEN.findall(marker)) == 1)}
-        tokens = TOKEN.findall(self.script(prompt))
-        text, count = "", 0
-        while tokens and count < limit:
-            token = tokens.pop(0)
-            if count < minimum and token in banned:
-                continue
-            count += 1
-            if token == EOS:
-                return Completion(text, count, "eos")
-            text += token
-            hits = [text.index(marker) for marker in stop if marker in text]
-            if hits:
-                return Completion(text[: min(hits)], count, "stop")
-        return Completion(text, count, "length")
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_s1_style_equals_the_recorded_s1_transcript(case):
+    recorded = next(entry for entry in TRANSCRIPTS["cases"] if entry["name"] == case.name)
+    model = CharModel(case.script, context_length=case.context_length)
+    generations = generate_outputs(model, [prompt + S1.start for prompt in case.prompts], max_new_tokens=case.max_new_tokens,
+                                   thinking=S1, waits=case.waits, wait_text=case.wait_text or "",
+                                   max_thinking_tokens=case.max_thinking_tokens, style="s1", forcing=True)
+    # s1's logged output opens with the start marker it appended to the prompt; sfn's prompt ends in it.
+    assert [S1.start + generation.text for generation in generations] == recorded["outputs"]
+    # Every engine call: the same prompts and the same minimum, and the same token limits once vLLM
+    # 0.6.4's cap (a sequence ends one token past max_model_len) is applied to s1's max_tokens.
+    context = recorded["max_model_len"]
+    expected = [(call["prompts"], [min(call["max_tokens"], context + 1 - len(TOKEN.findall(prompt))) for prompt in call["prompts"]],
+                 call["min_tokens"]) for call in recorded["calls"]]
+    assert [(prompts, limits, minimum) for prompts, limits, _, minimum in model.calls] == expected
 
 
 def test_s1_budget_runs_out_after_two_waits():
-    def script(context):
-        if context.endswith("Final Answer:"):
-            return " 42" + EOS
-        if context.endswith("cdWait"):
-            return "efghijklmnopqrstuvwxyz0123"
-        if context.endswith("abWait"):
-            return "<|im_start|>cd<|im_start|>user"  # wants to stop at once: s1's min_tokens=1 forbids it
-        if context.endswith(S1.start):
-            return "ab<|im_start|>answer"
-        raise AssertionError(f"unexpected context {context!r}")
-
-    model = CharModel(script)
-    prompt = "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n" + S1.start
+    case = CASES[0]  # round 1 "ab"; round 2 tries to stop at once, then "cd"; round 3 runs on
+    assert case.name == "runs_out_after_two_waits"
+    model = CharModel(case.script)
+    prompt = case.prompts[0] + S1.start
     [generation] = generate_outputs(model, [prompt], max_new_tokens=60, thinking=S1, waits=2,
                                     max_thinking_tokens=20, style="s1")
     # Hand-derived from s1's loop: round 1 "ab" (stopped by <|im_start|>, which is dropped) + "Wait";
     # round 2 may not stop on its first token, so "cd" + "Wait"; round 3, the last, runs to its
     # own limit (the whole budget, 20). 6 + 6 + 20 = 32 tokens are cut to the budget's 20; the cut
-    # text did not end in a newline, so "\n" + "<|im_start|>answer" + "\nFinal Answer:" follow.
+    # text did not end in a newline, so "\n" + "<|im_start|>answer" + "\nFinal Answer:" follow. The
+    # output keeps the 32, as s1 logs it; the answer was prompted with the 20.
     thinking = "abWaitcdWaitefghijkl"
-    assert generation.text == thinking + "\n<|im_start|>answer\nFinal Answer: 42"
+    assert generation.text == thinking + "mnopqrstuvwx" + "\n<|im_start|>answer\nFinal Answer: 42"
     assert generation.thinking_tokens == 20 and generation.waits == 2
     thinking_calls = model.calls[:3]
     assert [call[1] for call in thinking_calls] == [[20], [20], [20]]  # each round may use the whole budget
     assert all(call[2] == ["<|im_start|>"] and call[3] == 1 for call in thinking_calls)
     answer_prompt, answer_limit = model.calls[3][0][0], model.calls[3][1][0]
     assert answer_prompt == prompt + thinking + "\n<|im_start|>answer\nFinal Answer:"
-    # The answer gets the rest of max_new_tokens: 60 - (20 + "\n" 1 + "<|im_start|>answer" 7 + "\nFinal Answer:" 14).
-    assert answer_limit == 60 - 42
-    assert generation.num_tokens == 42 + 4  # " 42" and the end of sequence
-
-
-def test_s1_model_ends_thinking_on_the_last_round():
-    def script(context):
-        if context.endswith("<|im_start|>answer"):
-            return "\n7" + EOS
-        if context.endswith("abWait"):
-            return "cd<|im_start|>answer"
-        return "ab" + EOS  # end of sequence also ends a round, and is dropped like the stop token
-
-    model = CharModel(script)
-    [generation] = generate_outputs(model, ["Q" + S1.start], max_new_tokens=100, thinking=S1, waits=1,
-                                    max_thinking_tokens=50, style="s1")
-    # The model ended the last round itself: the end marker alone, no "Final Answer:".
-    assert generation.text == "abWaitcd<|im_start|>answer\n7"
-    assert generation.thinking_tokens == 8 and generation.waits == 1 and not generation.truncated
+    # The answer may have max_new_tokens again (s1's max_gen_toks); the model says its context nowhere.
+    assert answer_limit == 60
+    # 20 + "\n" 1 + "<|im_start|>answer" 7 + "\nFinal Answer:" 14, then " 42" and the end of sequence.
+    assert generation.num_tokens == 42 + 4
 
 
 def test_s1_without_forcing_has_no_minimum_and_no_waits():

@@ -18,7 +18,9 @@ class SeededBackend:
     def __init__(self, chat_template="x", context_length=None):
         self.tokenizer = type("Tok", (), {"chat_template": chat_template, "bos_token": None,
                                           "apply_chat_template": lambda self, m, **k: m[-1]["content"] + " [reply] ",
-                                          "__call__": lambda self, text: {"input_ids": text.split()}})()
+                                          "__call__": lambda self, text: {"input_ids": text.split()},
+                                          "encode": lambda self, text, add_special_tokens=False: text.split(),
+                                          "decode": lambda self, tokens: " ".join(tokens)})()
         self.context_length = context_length
         self.calls = []
 
@@ -59,6 +61,14 @@ def test_samples_per_problem_give_pass_and_majority_at_k(problems, tmp_path):
     assert metrics["exact_match,strict-match"] == 0.0 == summary["accuracy_strict"]
     assert metrics["exact_match,flexible-extract"] == summary["accuracy_flexible_lm_eval"]
     assert results["configs"]["gsm8k"]["repeats"] == 4
+    assert results["config"]["gen_kwargs"] == {"max_new_tokens": 512, "do_sample": True, "temperature": 1.0, "top_p": 1.0,
+                                               "seed": 0}
+    assert results["n-samples"]["gsm8k"] == {"original": 6, "effective": 6}
+    # What lm-eval's own table (lm_eval.utils.make_table) reads beside the metrics.
+    assert results["n-shot"] == {"gsm8k": 0} and results["higher_is_better"] == {"gsm8k": {"exact_match": True}}
+    assert results["versions"]["gsm8k"].startswith("sfn ")
+    assert metrics["exact_match_stderr,strict-match"] == 0.0 and metrics["alias"] == "gsm8k"
+    assert summary["problems_solved"] == int(frame.groupby("id")["correct"].any().sum())
 
 
 def test_greedy_with_several_samples_is_refused(problems):
@@ -123,6 +133,21 @@ def test_context_length_is_refused_before_generating(problems, tmp_path):
     assert not (tmp_path / "settings.json").exists()
     evaluate(backend, data=problems, max_new_tokens=16, grade_levels=False, progress=False)
     evaluate(backend, data=problems, max_new_tokens=17, allow_long_context=True, grade_levels=False, progress=False)
+
+
+def test_s1_style_needs_only_its_thinking_budget_inside_the_context(problems):
+    # s1 sets max_gen_toks to the whole context and lets vLLM stop each call there: only the
+    # thinking budget must fit after the prompts, 15 tokens with the thinking start, of a 30-token context.
+    settings = {"data": problems, "limit": 1, "budget_style": "s1", "grade_levels": False, "progress": False}
+    done = evaluate(SeededBackend(context_length=30), max_new_tokens=30, max_thinking_tokens=15, **settings)
+    assert done.samples.loc[0, "prompt"].endswith(" [reply] <|im_start|>think")
+    backend = SeededBackend(context_length=30)
+    with pytest.raises(SfnError) as caught:
+        evaluate(backend, max_new_tokens=30, max_thinking_tokens=16, **settings)
+    assert "the thinking budget (max_thinking_tokens (--max-thinking-tokens)) allows 16 more, 31 in all" in str(caught.value)
+    assert "at most 15, or pass allow_long_context=True (--allow-long-context)" in str(caught.value) and backend.calls == []
+    with pytest.raises(SfnError, match=r"thinking budget \(max_new_tokens \(--max-new-tokens\)\) allows 30 more"):
+        evaluate(SeededBackend(context_length=30), max_new_tokens=30, **settings)
 
 
 def test_floor_warning_reaches_the_summary(problems):

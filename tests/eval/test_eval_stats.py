@@ -108,5 +108,30 @@ def test_floor_warning_when_few_problems_are_solved():
                           "extracted": ["1"] * 40, "tokens": [5] * 40, "truncated": [False] * 40, "level": [None] * 40})
     summary = summarize(frame, [])
     assert summary["floor_warning"].startswith("floor: 3 of 40 problems solved") and "cannot rank" in summary["floor_warning"]
+    assert summary["problems_solved"] == 3
     frame["correct"] = [i < 20 for i in range(40)]
     assert summarize(frame, [])["floor_warning"] is None
+
+
+def test_floor_counts_problems_not_correct_samples():
+    import pandas as pd
+
+    from sfn.eval.stats import summarize
+
+    # 10 problems, 4 samples each: problems 0-2 solved by every sample (12 correct samples), the rest never.
+    ids = [str(problem) for problem in range(10) for _ in range(4)]
+    frame = pd.DataFrame({"id": ids, "sample": list(range(4)) * 10, "correct": [int(i) < 3 for i in ids],
+                          "extracted": ["1"] * 40, "tokens": [5] * 40, "truncated": [False] * 40, "level": [None] * 40})
+    summary = summarize(frame, [])
+    assert summary["problems_solved"] == 3 and summary["accuracy"] == 0.3
+    assert summary["floor_warning"].startswith("floor: 3 of 10 problems solved")
+
+
+def test_problem_pass_rates_are_the_share_of_each_problems_samples():
+    import pandas as pd
+
+    from sfn.eval.stats import problem_pass_rates
+
+    frame = pd.DataFrame({"id": ["b", "a", "b", "a", "b", "a"], "correct": [True, False, True, True, False, False]})
+    rates = problem_pass_rates(frame)
+    assert list(rates.index) == ["b", "a"] and list(rates) == [2 / 3, 1 / 3]

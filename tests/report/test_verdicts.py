@@ -119,3 +119,18 @@ def test_merge_verdict_at_the_floor_ranks_nothing():
              "level_I": 0} for variant, solved in (("B", 1), ("B + R's o", 4), ("R", 3))]
     verdict = merge_verdict(pd.DataFrame(rows))
     assert verdict.strength == "none (floor)" and "cannot rank" in verdict.finding
+
+
+def test_merge_verdict_floor_counts_solved_problems_not_correct_samples():
+    import pandas as pd
+
+    from sfn.report.verdicts import merge_verdict
+
+    # 50 problems, 4 samples each: R's 12 correct samples are 3 problems solved every time.
+    rows = [{"variant": variant, "accuracy": correct / 200, "accuracy_low": 0.01, "accuracy_high": 0.1, "samples": 200,
+             "problems": 50, "problems_solved": solved, "level_I": 0}
+            for variant, correct, solved in (("B", 4, 1), ("B + R's o", 8, 2), ("R", 12, 3))]
+    verdict = merge_verdict(pd.DataFrame(rows))
+    assert verdict.strength == "none (floor)" and "no variant solves more than 3 problems" in verdict.finding
+    # Without the column (an older table, one sample per problem) the correct samples are the solved problems.
+    assert merge_verdict(pd.DataFrame(rows).drop(columns="problems_solved")).strength != "none (floor)"

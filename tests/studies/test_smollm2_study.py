@@ -56,6 +56,11 @@ def test_every_job_runs_and_the_readme_holds_every_table(study):
     index = json.loads((out / "results" / "demo.json").read_text())
     assert index["destruction"] == {"table": "destruction/destruction.csv", "layers": "1-2", "model": "B"}
     assert (out / "results" / "report.html").is_file() and (out / "results" / "delta" / "norms.png").is_file()
+    # Every exported sample keeps its extracted answers and the strict and flexible verdicts.
+    for exported in ("merge/samples.jsonl", "freeze/samples.jsonl"):
+        row = json.loads((out / "results" / exported).read_text().splitlines()[0])
+        assert {"extracted", "extracted_strict", "correct_strict", "extracted_flexible_lm_eval",
+                "correct_flexible_lm_eval", "extracted_sfn_strict", "correct_sfn_strict"} <= set(row), exported
 
 
 def test_results_are_a_folder_sfn_report_rewrites(study):
