@@ -36,17 +36,25 @@ def eval_words(model: str | Path, pair: DemoPair, evaluation: dict[str, Any], ou
     return words
 
 
+def backend_words(backend: str, backend_args: dict[str, Any]) -> list[str]:
+    """`sfn eval`'s options for the Merge stage's backend ([] for the default hf)."""
+    if backend == "hf":
+        return []
+    return ["--backend", backend, *(word for key, value in backend_args.items() for word in ("--backend-arg", f"{key}={value}"))]
+
+
 def merge_commands(pair: DemoPair, evaluation: dict[str, Any], out: Path, label: str, start: str, taken: str | None,
-                   *, single_thread: bool) -> list[str]:
-    """The commands behind one Merge row: write the merged model (if any), then evaluate it."""
+                   *, single_thread: bool, backend: list[str] = ()) -> list[str]:
+    """The commands behind one Merge row: write the merged model (if any), then evaluate it (with
+    `backend`, the options of `backend_words`)."""
     folder = out / REPRODUCE_DIR / ("merge-" + (taken or start))
     prefix = _threads(single_thread)
     if taken is None:
         model = pair.base_source if start == "base" else pair.tuned_source
-        return [prefix + join(eval_words(model, pair, evaluation, folder / "eval"))]
+        return [prefix + join([*eval_words(model, pair, evaluation, folder / "eval"), *backend])]
     merged = folder / "model"
     return [join(["sfn", "merge", pair.base_source, pair.tuned_source, "--take", taken, "--out", merged, "--overwrite"]),
-            prefix + join(eval_words(merged, pair, evaluation, folder / "eval"))]
+            prefix + join([*eval_words(merged, pair, evaluation, folder / "eval"), *backend])]
 
 
 def map_command(pair: DemoPair, probe: str, out: Path, *, single_thread: bool) -> str:

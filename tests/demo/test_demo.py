@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pandas as pd
@@ -80,3 +81,35 @@ def test_demo_refuses_a_pair_of_two_architectures(tmp_path):
     save_file(weights, tuned_dir / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(SfnErrors, match="do not share their tensors"):
         check_custom_pair(str(base), str(tuned_dir), "organism-math", None, None, "plain")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_demo_refuses_the_vllm_backend_without_vllm_before_any_stage(tmp_path):
+    from sfn.demo.cli import demo_command
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(demo_command, ["--out", str(out), "--backend", "vllm", "--backend-arg", "dtype=float32"])
+    assert result.exit_code == 2 and "vLLM is not installed here" in result.output and "install_vllm_cpu.sh" in result.output
+    assert not out.exists()
+
+
+def test_demo_engine_settings_need_the_vllm_backend(tmp_path):
+    from sfn.demo.cli import demo_command
+
+    result = CliRunner().invoke(demo_command, ["--out", str(tmp_path / "demo"), "--backend-arg", "dtype=float32"])
+    assert result.exit_code == 2 and "engine settings are for backend='vllm' (--backend vllm)" in result.output, result.output
+    assert not (tmp_path / "demo").exists()
+
+
+def test_the_merge_commands_evaluate_with_the_stages_backend(tmp_path):
+    from sfn.demo.commands import backend_words, merge_commands
+    from sfn.demo.pair import organism_pair
+    from sfn.demo.run import DemoSettings
+
+    pair = organism_pair(tmp_path)
+    evaluation = DemoSettings().evaluation(pair)
+    engine = backend_words("vllm", {"dtype": "float32", "enforce_eager": True})
+    assert engine == ["--backend", "vllm", "--backend-arg", "dtype=float32", "--backend-arg", "enforce_eager=True"]
+    merge, evaluate = merge_commands(pair, evaluation, tmp_path, "B + R's o", "base", "o", single_thread=False, backend=engine)
+    assert "--backend" not in merge and evaluate.endswith("--backend vllm --backend-arg dtype=float32 --backend-arg enforce_eager=True")
+    assert backend_words("hf", {}) == []

@@ -139,3 +139,43 @@ def test_a_variant_in_the_engine_matches_hf_and_restores_the_base_exactly(engine
     assert sum(a == b for a, b in zip(in_engine, in_memory)) >= 7
     assert vllm_backend.generate(prompts, limits) == before
     assert vllm_backend.weight_digest() == digest
+
+
+def test_the_merge_table_from_one_engine_matches_the_hf_table(engines, organism_dir, tmp_path):
+    # The module's engine runs the tuned organism, so here it plays B and the shipped base plays R:
+    # the table's rows are then that "B", it with the other's o / q,k,v / mlp, and all of the other.
+    from sfn.experiments.merge_table import merge_table, merge_table_in_engine
+    from sfn.io.load_model import load_model
+
+    vllm_backend, _ = engines
+    prompts = _questions(8)
+    before, digest = vllm_backend.generate(prompts, [MAX_NEW_TOKENS] * 8), vllm_backend.weight_digest()
+    evaluation = dict(benchmark=organism_math(), prompt_format="plain", limit=PROBLEMS, max_new_tokens=MAX_NEW_TOKENS,
+                      grade_levels=False, progress=False)
+    in_engine = merge_table_in_engine(vllm_backend, SHIPPED_DIR / "base", evaluation, None, tmp_path / "engine")
+    model, tokenizer = load_model(organism_dir, dtype=torch.float32)
+    other, _ = load_model(SHIPPED_DIR / "base", dtype=torch.float32)
+    in_memory = merge_table(model, other, tokenizer, evaluation, None, tmp_path / "hf")
+    for variant, rows in in_memory.samples.groupby("variant", sort=False):
+        engine_rows = in_engine.samples[in_engine.samples["variant"] == variant]
+        same = sum(a == b for a, b in zip(engine_rows["output"], rows["output"]))
+        assert same >= PROBLEMS - 1, (variant, same)
+    assert (in_engine.table["accuracy"] - in_memory.table["accuracy"]).abs().max() <= 1 / PROBLEMS + 1e-9
+    assert in_engine.table["accuracy"].nunique() > 1  # the variants differ, so a missed switch would show
+    assert vllm_backend.generate(prompts, [MAX_NEW_TOKENS] * 8) == before and vllm_backend.weight_digest() == digest
+
+
+def test_a_plugin_in_the_engine_gives_the_merge_it_was_extracted_from(engines, organism_dir, tmp_path):
+    from sfn.stethoscopes.surgery import extract_plugin, plugin_edits
+    from sfn.stethoscopes.surgery.edits import merge_edits
+
+    vllm_backend, _ = engines
+    prompts, limits = _questions(8), [MAX_NEW_TOKENS] * 8
+    before = vllm_backend.generate(prompts, limits)
+    extract_plugin(organism_dir, SHIPPED_DIR / "base", "o", tmp_path / "o.safetensors")
+    with vllm_backend.variant(plugin_edits(organism_dir, tmp_path / "o.safetensors")) as names:
+        plugged = vllm_backend.generate(prompts, limits)
+    with vllm_backend.variant(merge_edits(organism_dir, SHIPPED_DIR / "base", "o")):
+        merged = vllm_backend.generate(prompts, limits)
+    assert len(names) == 6 and plugged == merged != before
+    assert vllm_backend.generate(prompts, limits) == before

@@ -9,8 +9,13 @@ repacked for oneDNN and the plain tensors dropped, so copying into parameters wo
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import torch
+
+# A partial update leaves every other layer as it was; vLLM's reload reports each of them as a
+# warning ("Failed to load weights", "were not loaded from checkpoint"), dozens per variant switch.
+RELOAD_LOGGERS = ("vllm.model_executor.model_loader.reload.layerwise", "vllm.model_executor.model_loader.reload.inplace")
 
 
 class WeightUpdateWorker:
@@ -21,7 +26,15 @@ class WeightUpdateWorker:
         worker takes its shard); a file, because the RPC channel does not carry tensors intact."""
         from safetensors.torch import load_file
 
-        self.reload_weights(weights_iterator=list(load_file(path).items()), is_checkpoint_format=True)
+        loggers = [logging.getLogger(name) for name in RELOAD_LOGGERS]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            self.reload_weights(weights_iterator=list(load_file(path).items()), is_checkpoint_format=True)
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
     def sfn_packed_modules(self) -> dict[str, list[str]]:
         """Which checkpoint modules vLLM fuses into one layer (qkv_proj: q_proj, k_proj, v_proj, ...)."""

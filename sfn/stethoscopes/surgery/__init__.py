@@ -19,5 +19,6 @@ lazy_exports(
         "apply_plugin": "sfn.stethoscopes.surgery.plugin",
         "extract_plugin": "sfn.stethoscopes.surgery.plugin",
         "read_plugin": "sfn.stethoscopes.surgery.plugin",
+        "plugin_edits": "sfn.stethoscopes.surgery.plugin",
     },
 )

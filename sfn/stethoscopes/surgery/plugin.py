@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,25 @@ def _patched(checkpoint: Checkpoint, info: TensorInfo, edits: list[tuple[ModuleP
     return OutputTensor(info, produce, ((checkpoint, info.name),))
 
 
+def _edits_by_tensor(plugin: Plugin, checkpoint: Checkpoint, force: bool) -> dict[str, list[tuple[ModulePart, torch.Tensor]]]:
+    """Tensor name of `checkpoint` -> the plugin's parts that go into it, with their values."""
+    edits: dict[str, list[tuple[ModulePart, torch.Tensor]]] = {}
+    for key, part in plugin_targets(plugin, checkpoint, module_map(checkpoint, warn=False), force=force).items():
+        edits.setdefault(part.tensor, []).append((part, plugin.tensors[key]))
+    return edits
+
+
+def plugin_edits(base: ModelSource, plugin: str | os.PathLike | Plugin, *, force: bool = False) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) for every BASE tensor the plugin changes, as `apply_plugin` writes it: for a
+    running engine, `VLLMBackend(BASE).variant(plugin_edits(BASE, plugin))` serves the plugin's
+    modules without writing a model (one engine, several plugins in turn)."""
+    plugin = plugin if isinstance(plugin, Plugin) else read_plugin(plugin)
+    with opened(base) as base_ck:
+        infos = base_ck.tensors()
+        for name, parts in _edits_by_tensor(plugin, base_ck, force).items():
+            yield name, _patched(base_ck, infos[name], parts).produce()
+
+
 def apply_plugin(
     base: ModelSource,
     plugin: str | os.PathLike | Plugin,
@@ -215,10 +235,7 @@ def apply_plugin(
         inputs = [p for p in (source_dir, plugin.path) if p is not None]
         check_output_dir(out, inputs=inputs, overwrite=overwrite, overwrite_any=overwrite_any)
         check_complete(base_ck, "base")
-        targets = plugin_targets(plugin, base_ck, module_map(base_ck, warn=False), force=force)
-        edits: dict[str, list[tuple[ModulePart, torch.Tensor]]] = {}
-        for key, part in targets.items():
-            edits.setdefault(part.tensor, []).append((part, plugin.tensors[key]))
+        edits = _edits_by_tensor(plugin, base_ck, force)
         tensors = [
             _patched(base_ck, info, edits[name]) if name in edits else copied_tensor(base_ck, name, info)
             for name, info in base_ck.tensors().items()

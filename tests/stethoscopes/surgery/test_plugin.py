@@ -29,6 +29,23 @@ def test_apply_equals_merge(model_pair, load_tensors, generates, tmp_path: Path,
     generates(tmp_path / "applied")
 
 
+@pytest.mark.parametrize("arch", ["llama", "phi3"])
+def test_plugin_edits_are_exactly_the_tensors_apply_changes(model_pair, load_tensors, tmp_path: Path, arch: str) -> None:
+    # What an engine loads for a plugin (phi3: q is rows of the fused qkv tensor) = what apply_plugin writes.
+    from sfn.stethoscopes.surgery import plugin_edits
+
+    base, tuned = model_pair(arch)
+    extract_plugin(base, tuned, "o,q", tmp_path / "p.safetensors")
+    applied = load_tensors(apply_plugin(base, tmp_path / "p.safetensors", tmp_path / "applied"))
+    original = load_tensors(base)
+    edits = dict(plugin_edits(base, tmp_path / "p.safetensors"))
+    assert set(edits) == {name for name in original if not torch.equal(original[name], applied[name])} and edits
+    for name, tensor in edits.items():
+        assert torch.equal(tensor, applied[name]), name
+    with pytest.raises(SfnErrors, match="was made for base"):
+        dict(plugin_edits(tuned, tmp_path / "p.safetensors"))
+
+
 def test_foreign_base_refused_unless_forced(model_pair, tmp_path: Path) -> None:
     base, tuned = model_pair("llama")
     extract_plugin(base, tuned, "o", tmp_path / "p.safetensors")
