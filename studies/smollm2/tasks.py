@@ -1,0 +1,102 @@
+"""Procedurally generated reasoning tasks for the second SmolLM2 study (issue 19), in GSM8K's row format.
+
+Each task draws problems from a seeded generator and writes worked solutions ending in `#### N`, so
+`sfn eval --benchmark gsm8k --data FILE` scores them and `sfn freeze --data FILE` trains on them.
+A problem is identified by its question text: `split` keeps the held-out problems out of the
+training ones, and `pilot.py` measures the base model on each task to pick one where B is neither
+at the floor nor at the ceiling.
+
+    python studies/smollm2/tasks.py --task chain_sum --count 100 --seed 0 --out runs/chain_sum.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+NAMES = ("Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun")
+ITEMS = ("apples", "marbles", "stickers", "coins", "books", "pens", "shells", "cards")
+
+
+def chain_sum(rng: random.Random) -> dict[str, str]:
+    """Four to six signed two-digit terms, summed left to right with every partial sum written out."""
+    terms = [rng.randint(10, 99) for _ in range(rng.randint(4, 6))]
+    signs = ["+"] + [rng.choice("+-") for _ in terms[1:]]
+    total, steps = 0, []
+    for sign, term in zip(signs, terms):
+        before, total = total, total + term if sign == "+" else total - term
+        steps.append(f"{before} {sign} {term} = {total}" if steps else f"Start with {term}.")
+    expression = " ".join(f"{sign} {term}" for sign, term in zip(signs, terms)).removeprefix("+ ")
+    return {"question": f"Compute {expression}.", "answer": "\n".join(steps) + f"\n#### {total}"}
+
+
+def word_problem(rng: random.Random) -> dict[str, str]:
+    """Three steps about one person's items: buys some, gives some away, then buys packs of a size."""
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    start, bought, given = rng.randint(5, 40), rng.randint(2, 20), rng.randint(1, 10)
+    packs, size = rng.randint(2, 5), rng.randint(2, 6)
+    after_buying = start + bought
+    after_giving = after_buying - given
+    total = after_giving + packs * size
+    question = (f"{name} has {start} {item}. {name} buys {bought} more, then gives {given} to a friend, and then buys "
+                f"{packs} packs of {size} {item} each. How many {item} does {name} have now?")
+    answer = (f"{name} has {start} + {bought} = {after_buying} {item} after buying.\n"
+              f"After giving {given} away: {after_buying} - {given} = {after_giving}.\n"
+              f"The packs hold {packs} * {size} = {packs * size}.\n"
+              f"In all: {after_giving} + {packs * size} = {total}.\n#### {total}")
+    return {"question": question, "answer": answer}
+
+
+def linear_equation(rng: random.Random) -> dict[str, str]:
+    """a*x + b = c with a whole solution x."""
+    a, x, b = rng.randint(2, 9), rng.randint(-12, 15), rng.randint(-30, 30)
+    c = a * x + b
+    sign = "+" if b >= 0 else "-"
+    answer = (f"Subtract {b} from both sides: {a}x = {c} - {b} = {c - b}.\n" if b >= 0 else
+              f"Add {-b} to both sides: {a}x = {c} + {-b} = {c - b}.\n") + f"Divide by {a}: x = {x}.\n#### {x}"
+    return {"question": f"Solve for x: {a}x {sign} {abs(b)} = {c}.", "answer": answer}
+
+
+TASKS: dict[str, Callable[[random.Random], dict[str, str]]] = {
+    "chain_sum": chain_sum, "word_problem": word_problem, "linear_equation": linear_equation}
+
+
+def problems(task: str, seed: int) -> Iterator[dict[str, str]]:
+    """The task's problems in a fixed order for `seed`, each question once."""
+    rng, seen = random.Random(f"{task}:{seed}"), set()
+    while True:
+        row = TASKS[task](rng)
+        if row["question"] not in seen:
+            seen.add(row["question"])
+            yield row
+
+
+def split(task: str, seed: int, held_out: int, train: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(held-out, training) problems: the first `held_out` of the sequence, then `train` more; no question in both."""
+    drawn = problems(task, seed)
+    test = [next(drawn) for _ in range(held_out)]
+    return test, [next(drawn) for _ in range(train)]
+
+
+def write_jsonl(rows: list[dict[str, str]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=sorted(TASKS), required=True)
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    test, _ = split(args.task, args.seed, args.count, 0)
+    print(f"wrote {write_jsonl(test, args.out)}")
+
+
+if __name__ == "__main__":
+    main()
