@@ -20,7 +20,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from study_settings import DEFAULT_BASE  # noqa: E402
 from tasks import TASKS, split, write_jsonl  # noqa: E402
 
 QUALIFYING = (0.10, 0.50)
@@ -36,8 +35,9 @@ def main() -> None:
 
     from sfn.eval import evaluate
     from sfn.io.load_model import load_model
+    from sfn.io.smollm2 import INSTALL, smollm2_gguf
 
-    base = args.base or str(DEFAULT_BASE())
+    base = args.base or str(smollm2_gguf() or sys.exit(f"needs the SmolLM2 GGUF: {INSTALL}, or give --base"))
     model, tokenizer = load_model(base)
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
