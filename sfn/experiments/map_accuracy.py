@@ -25,8 +25,9 @@ from sfn.experiments.map_outputs import score_column
 DEFAULT_TOP = 3
 ACCURACY_COLUMNS = ["cell", "mode", "kind", "layers", "map_rank", "ranked_by", "map_score", "accuracy", "ci_low",
                     "ci_high", "samples", "folder"]
-# Settings the map decides itself: where the runs go (write_map writes them), their format and seed.
-FIXED_SETTINGS = ("benchmark", "out", "prompt_format", "seed", "progress")
+# Settings the map decides itself: the model and its backend (the loaded one, edited in place), where the
+# runs go (write_map writes them), their format and seed.
+FIXED_SETTINGS = ("benchmark", "out", "prompt_format", "seed", "progress", "backend", "backend_args", "device", "allow_pickle")
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ def check_accuracy(accuracy: str | None, top: int | None, settings: dict[str, An
         problems.append(f"--top must be at least 1 cell, got {top}")
     fixed = sorted(set(settings) & set(FIXED_SETTINGS))
     if fixed:
-        problems.append(f"accuracy settings {', '.join(fixed)} are the map's own (--accuracy, --out, --format, --seed)")
-        return None
+        problems.append(f"accuracy settings {', '.join(fixed)} are not for the map to pass on: it evaluates its own loaded "
+                        "model with the hf backend, with its --accuracy benchmark, --format and --seed, in OUT/accuracy")
+        settings = {key: value for key, value in settings.items() if key not in FIXED_SETTINGS}
     try:
         config = eval_config(accuracy, settings, prompt_format, seed)
         resolved = config.resolved()

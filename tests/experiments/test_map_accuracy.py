@@ -91,9 +91,10 @@ def test_bad_accuracy_requests_are_refused_at_once_before_any_model_loads(plante
     assert "--top N needs --accuracy BENCH" in str(error.value) and "(limit) need --accuracy BENCH" in str(error.value)
     with pytest.raises(SfnErrors) as error:
         make_map(base, tuned, modes=["transplant", "melt"], accuracy="organism-mathh", top=0,
-                 accuracy_settings={"limit": 0}, progress=False)
+                 accuracy_settings={"limit": 0, "backend": "vllm"}, progress=False)
     text = str(error.value)
-    for expected in ("'melt'", "unknown benchmark 'organism-mathh'", "--top must be at least 1", "(--accuracy-limit)"):
+    for expected in ("'melt'", "unknown benchmark 'organism-mathh'", "--top must be at least 1", "(--accuracy-limit)",
+                     "settings backend are not for the map"):
         assert expected in text, expected
     with pytest.raises(SfnErrors, match="this map has none"):
         make_map(base, tuned, modes=[], alpha_curve="o", accuracy="organism-math", progress=False)
