@@ -33,6 +33,14 @@ def _floats(text: str) -> list[float]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of reinit (as `sfn destroy`).")
 @click.option("--no-prefix-reuse", is_flag=True, help="Run every cell's pass over all layers (slower; for checking).")
 @click.option("--no-plots", is_flag=True, help="Write map.csv and summary.json only.")
+@click.option("--accuracy", metavar="BENCH", help="Then evaluate the --top best cells, and B and R, on this benchmark (as sfn eval "
+              "--benchmark: organism-math, gsm8k, a registered name or a YAML spec): accuracy.csv and accuracy/CELL/.")
+@click.option("--top", type=int, help="Cells per mode --accuracy evaluates (default 3): the highest recovered_share for "
+              "transplant; for zero, reinit and remove the highest kl_to_base (kl_to_tuned with --on tuned); averaged over the probes.")
+@click.option("--accuracy-data", type=click.Path(dir_okay=False), help="Local JSONL/CSV/Parquet file of the --accuracy benchmark (as sfn eval --data).")
+@click.option("--accuracy-limit", type=int, help="Evaluate only the first N samples of the --accuracy benchmark.")
+@click.option("--accuracy-max-new-tokens", type=int, help="Generation budget of the --accuracy runs (sfn eval's --max-new-tokens, default 512).")
+@click.option("--accuracy-batch-size", type=int, help="Prompts generated together in the --accuracy runs (default 8).")
 @pickle_option
 @report_errors
 def map_command(base: str, tuned: str, out: str, modes: str, probes: tuple[str, ...], alphas: str, no_prefix_reuse: bool,
@@ -43,13 +51,16 @@ def map_command(base: str, tuned: str, out: str, modes: str, probes: tuple[str, 
     from sfn.io.guard import guard_output
 
     guard_output(out, inputs=[base, tuned], replace=False)  # refused before any work
+    accuracy_settings = {name: options.pop(f"accuracy_{name}") for name in ("data", "limit", "max_new_tokens", "batch_size")}
     result = make_map(base, tuned, modes=[m.strip() for m in modes.split(",") if m.strip()], probes=list(probes) or ["math", "conversation"],
-                      alphas=_floats(alphas), reuse_prefix=not no_prefix_reuse, cache_dir=f"{out}/probes",
-                      progress=show_progress(), **options)
+                      alphas=_floats(alphas), reuse_prefix=not no_prefix_reuse, cache_dir=f"{out}/probes", progress=show_progress(),
+                      accuracy_settings={k: v for k, v in accuracy_settings.items() if v is not None}, **options)
     paths = write_map(result, out, inputs=[base, tuned], plots=not no_plots)
     for key, cells in result.summary["top_cells"].items():
         shown = ", ".join(f"{c['kind']}@{c['layers']}" for c in cells[:3])
         click.echo(f"top {key}: {shown}")
+    for said in result.summary.get("accuracy", {}).get("agreement", {}).values():
+        click.echo(f"accuracy {said['text']}")
     for note in result.notes:
         click.echo(f"note: {note}")
     click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -101,14 +101,21 @@ def map_figures(table: pd.DataFrame, on: str) -> dict[str, Figure]:
 
 
 def write_map(result: Any, out: str | os.PathLike, *, inputs: list[Any] = (), plots: bool = True) -> dict[str, Path]:
-    """Write map.csv, summary.json and (with `plots`) the figures into `out`; returns their paths.
+    """Write map.csv, summary.json and (with `plots`) the figures into `out`, and with an accuracy check
+    accuracy.csv and each evaluated model's samples.jsonl and summary.json (the eval runner's files) in
+    accuracy/CELL/; returns the paths of the files at the top.
 
     Written into a hidden folder and renamed into place, so an earlier map there stays whole on failure."""
     on_disk = [source for source in inputs if isinstance(source, (str, os.PathLike)) and Path(source).exists()]
     out = guard_output(out, inputs=on_disk, replace=False)
     names = ["map.csv", "summary.json"]
+    for folder, run in result.accuracy_runs.items():  # before accuracy.csv, which names them
+        _write_eval_run(run, out / "accuracy" / folder)
     with staged_into(out, "map") as staging:
         result.table.to_csv(staging / "map.csv", index=False)
+        if result.accuracy is not None:
+            result.accuracy.to_csv(staging / "accuracy.csv", index=False)
+            names.append("accuracy.csv")
         document = {**result.summary, "notes": result.notes}
         (staging / "summary.json").write_text(json.dumps(_strict(document), indent=2, allow_nan=False) + "\n")
         if plots:
@@ -116,6 +123,16 @@ def write_map(result: Any, out: str | os.PathLike, *, inputs: list[Any] = (), pl
                 save_figure(figure, staging / name)
                 names.append(name)
     return {name: out / name for name in names}
+
+
+def _write_eval_run(run: Any, folder: Path) -> None:
+    """An `EvalResult` as the eval runner writes its run: one JSON line per sample, and the summary."""
+    from sfn.eval.run import SAMPLES_FILE, SUMMARY_FILE
+
+    with staged_into(folder, "eval") as staging:
+        lines = [json.dumps(_strict(row), ensure_ascii=False, allow_nan=False) for row in run.samples.to_dict("records")]
+        (staging / SAMPLES_FILE).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        (staging / SUMMARY_FILE).write_text(json.dumps(_strict(run.summary), indent=2, allow_nan=False) + "\n")
 
 
 def _strict(value: Any) -> Any:
@@ -127,4 +144,4 @@ def _strict(value: Any) -> Any:
         return float(value) if np.isfinite(value) else None
     if isinstance(value, np.integer):
         return int(value)
-    return value
+    return None if value is pd.NA else value

@@ -5,7 +5,8 @@ One loaded model is edited in place and restored exactly for each cell (`sfn.ste
 in-memory surgery); each cell is one forward pass per probe batch, started at the cell's first layer
 (`divergence.PrefixCache`). Scores, per cell and probe, over the probe's answer tokens:
 `kl_to_tuned` = KL(R || variant), `kl_to_base` = KL(B || variant) (mean per token), and for transplants
-`recovered_share` = 1 - KL(R || B') / KL(R || B).
+`recovered_share` = 1 - KL(R || B') / KL(R || B). With `accuracy`, the best cells and B and R are then
+evaluated on a benchmark (`map_accuracy`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 
 from sfn.errors import SfnError, SfnErrors
 from sfn.experiments.cells import DEFAULT_ALPHAS, DESTRUCTION_MODES, Cell, plan_cells
+from sfn.experiments.map_accuracy import agreement, best_cells, check_accuracy, evaluate_cells
 from sfn.experiments.map_outputs import conclusions, delta_change
 from sfn.experiments.divergence import (
     PrefixCache,
@@ -46,11 +48,15 @@ COLUMNS = ["mode", "kind", "layers", "alpha", "probe", "kl_to_base", "kl_to_tune
 @dataclass
 class MapResult:
     """`.table`: one row per cell and probe (`COLUMNS`); `.summary`: top cells, the probes' B-R gap,
-    the rank correlation of Delta's change with the map, and notes."""
+    the rank correlation of Delta's change with the map, and notes. With `accuracy=`: `.accuracy`, one
+    row per evaluated model (B, R, the best cells; `map_accuracy.ACCURACY_COLUMNS`) and `.accuracy_runs`,
+    each one's `EvalResult` by folder name."""
 
     table: pd.DataFrame
     summary: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    accuracy: pd.DataFrame | None = None
+    accuracy_runs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +91,9 @@ def map(  # noqa: A001 - `sfn.map` is the documented name
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     allow_pickle: bool = False,
+    accuracy: str | None = None,
+    top: int | None = None,
+    accuracy_settings: dict[str, Any] | None = None,
 ) -> MapResult:
     """The map of `base` and `tuned` (paths, hub ids or loaded models of one architecture).
 
@@ -92,13 +101,17 @@ def map(  # noqa: A001 - `sfn.map` is the documented name
     B, or in R with `on="tuned"`; reinit uses `seed` as `sfn destroy` does). `alpha_curve`: a selector
     whose tensors are blended W_B + a (W_R - W_B) for each of `alphas`. Probes: 'math' (R's greedy
     answers to built-in problems), 'conversation' (B's answers to built-in prompts) or JSONL files of
-    {prompt, text}; generated texts are cached in `cache_dir`.
+    {prompt, text}; generated texts are cached in `cache_dir`. `accuracy`: a benchmark (as `sfn.evaluate`'s)
+    on which the `top` (default 3) best window cells of each mode, by `recovered_share` for transplants and
+    by the KL to the undamaged model for destructions (averaged over the probes), and B and R, are
+    evaluated; `accuracy_settings` are further `EvalConfig` settings (data, limit, max_new_tokens, ...).
     """
     problems = check_probe_names(list(probes))
     if on not in ("base", "tuned"):
         problems.append(f"--on must be 'base' or 'tuned', not {on!r}")
     if max_new_tokens < 1:
         problems.append(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    request = check_accuracy(accuracy, top, accuracy_settings, prompt_format, seed, problems)
     with opened(base, allow_pickle=allow_pickle) as base_ck, opened(tuned, allow_pickle=allow_pickle) as tuned_ck:
         base_map, tuned_map = module_map(base_ck, warn=False), module_map(tuned_ck, warn=False)
         if base_map.num_layers != tuned_map.num_layers or base_map.model_type != tuned_map.model_type:
@@ -109,6 +122,8 @@ def map(  # noqa: A001 - `sfn.map` is the documented name
         if alpha_curve:
             _check_selector(base_map, alpha_curve, problems)
         num_layers = base_map.num_layers
+    if request is not None and not any(c.mode != "alpha" and c.layers != "all" for c in cells):
+        problems.append("--accuracy evaluates the map's best layer-window cells (of --modes), and this map has none")
     if cache_dir is not None:  # before any work: the probes' cache may not land in a model
         inputs = [s for s in (base, tuned) if isinstance(s, (str, os.PathLike)) and Path(s).exists()]
         try:
@@ -161,7 +176,19 @@ def map(  # noqa: A001 - `sfn.map` is the documented name
                                            "tokens": run.probe.tokens, "kl_tuned_to_base": run.gap} for run in runs},
                "prompt_format": fmt, "seed": seed, "prefix_reuse": sorted(f"{t}/{p}" for t, p in prefixes),
                **conclusions(table, on)}
-    return MapResult(table, summary, notes)
+    result = MapResult(table, summary, notes)
+    if request is not None:
+        chosen = best_cells(table, cells, on, request.top)
+
+        def edit(cell: Cell) -> Any:
+            return _edit(working[on if cell.mode in DESTRUCTION_MODES else "base"], cell, tuned_model, seed)
+
+        result.accuracy, result.accuracy_runs = evaluate_cells(request, chosen, working, tokenizer, on, prompt_format,
+                                                               seed, edit, progress)
+        summary["accuracy"] = {"benchmark": request.benchmark, "top": request.top,
+                               "cells": result.accuracy.drop(columns="folder").to_dict("records"),
+                               "agreement": agreement(result.accuracy)}
+    return result
 
 
 def _check_selector(module_map_: Any, selector: str, problems: list[str]) -> None:
