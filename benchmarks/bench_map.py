@@ -55,11 +55,17 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--full", action="store_true", help="time the full 7-kind map instead (long)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="the pair's dtype (bfloat16: B and R stored as bf16, as released checkpoints are)")
+    parser.add_argument("--compare", action="store_true",
+                        help="with --dtype bfloat16: also run the o-only map on the same bf16 weights upcast to "
+                             "fp32 and report how far the bf16 map is from it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import sfn
     from sfn.experiments.maps import map as make_map
 
+    dtype = getattr(torch, args.dtype)
     base, tokenizer = sfn.load_model(args.model or smollm2_file(), dtype=torch.float32)
     tuned = copy.deepcopy(base)
     generator = torch.Generator().manual_seed(0)
@@ -67,6 +73,9 @@ def main() -> None:
         for name, parameter in tuned.named_parameters():
             if parameter.dim() == 2 and "embed" not in name:
                 parameter.mul_(1 + 0.01 * torch.randn(parameter.shape, generator=generator))
+    # The perturbation is drawn in fp32 and each model rounded once, so a bf16 R differs from a bf16 B
+    # by the rounded 1% change, as a bf16 fine-tune differs from its bf16 base.
+    base, tuned = base.to(dtype), tuned.to(dtype)
     probe = probe_file(tokenizer, args.tokens)
     common = dict(modes=["transplant"], probes=[str(probe)], tokenizer=tokenizer, progress=True)
     rows = []
@@ -78,7 +87,13 @@ def main() -> None:
         result = make_map(base, tuned, kinds=kinds, reuse_prefix=reuse, **common)
         rows.append((label, len(result.table), time.perf_counter() - started))
     tokens = result.summary["probes"]["map_probe"]["tokens"]
-    print(f"SmolLM2-135M-Instruct fp32, {tokens} probe tokens, {args.threads} threads, load average before {load[0]:.2f}, "
+    if args.compare and dtype != torch.float32:
+        fast = make_map(base, tuned, kinds="o", **common).table
+        started = time.perf_counter()
+        exact = make_map(copy.deepcopy(base).to(torch.float32), copy.deepcopy(tuned).to(torch.float32), kinds="o", **common).table
+        rows.append(("o only, the same weights in fp32", len(exact), time.perf_counter() - started))
+        print(agreement(fast, exact))
+    print(f"SmolLM2-135M-Instruct {args.dtype}, {tokens} probe tokens, {args.threads} threads, load average before {load[0]:.2f}, "
           f"after {os.getloadavg()[0]:.2f}")
     print("| run | cells | seconds | seconds per cell |")
     print("|---|---|---|---|")
@@ -87,6 +102,20 @@ def main() -> None:
     if not args.full:
         print(f"prefix reuse saves {1 - rows[0][2] / rows[1][2]:.0%} of the o-only map's time; the full map "
               f"(217 cells) at the reuse rate: {217 * rows[0][2] / rows[0][1] / 60:.1f} min")
+
+def agreement(fast, exact) -> str:
+    """How far a map computed in bf16 is from the same cells computed in fp32."""
+    joined = fast.merge(exact, on=["mode", "kind", "layers", "probe"], suffixes=("_bf16", "_fp32"))
+    share = joined["recovered_share_bf16"] - joined["recovered_share_fp32"]
+    kl = (joined["kl_to_tuned_bf16"] / joined["kl_to_tuned_fp32"] - 1).abs()
+    windows = joined[joined["layers"] != "all"]
+    top = lambda column: set(windows.nlargest(5, column)["layers"])  # noqa: E731
+    return (f"bf16 against fp32 on {len(joined)} cells: Spearman of recovered_share "
+            f"{joined['recovered_share_bf16'].corr(joined['recovered_share_fp32'], method='spearman'):.4f}, "
+            f"largest |difference| {share.abs().max():.4f}, kl_to_tuned relative difference median "
+            f"{kl.median():.2%} max {kl.max():.2%}, top-5 windows shared "
+            f"{len(top('recovered_share_bf16') & top('recovered_share_fp32'))}/5")
+
 
 if __name__ == "__main__":
     main()

@@ -31,6 +31,9 @@ def _floats(text: str) -> list[float]:
 @click.option("--probe-limit", type=int, help="Use only the first N prompts of each probe.")
 @click.option("--format", "prompt_format", default="auto", show_default=True, help="Prompt format of the built-in probes (auto, chat, raw).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of reinit (as `sfn destroy`).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16", "auto"]), default="float32", show_default=True,
+              help="What the models are loaded and computed in; auto keeps the checkpoint's (half precision is faster and "
+              "noisier: a cell's KL is a small difference).")
 @click.option("--no-prefix-reuse", is_flag=True, help="Run every cell's pass over all layers (slower; for checking).")
 @click.option("--no-plots", is_flag=True, help="Write map.csv and summary.json only.")
 @click.option("--accuracy", metavar="BENCH", help="Then evaluate the --top best cells, and B and R, on this benchmark (as sfn eval "

@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=100)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--out", type=Path, default=HERE / "pilot")
+    parser.add_argument("--measured", default="", help="when and on what machine (recorded with each task)")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma separated (default: every task); a rerun "
+                        "adds its tasks to OUT/pilot.json and keeps the others")
     args = parser.parse_args()
 
     from sfn.eval import evaluate
@@ -39,9 +42,11 @@ def main() -> None:
 
     base = args.base or str(smollm2_gguf() or sys.exit(f"needs the SmolLM2 GGUF: {INSTALL}, or give --base"))
     model, tokenizer = load_model(base)
-    results = {}
+    record_path = args.out / "pilot.json"
+    earlier = json.loads(record_path.read_text()) if record_path.exists() else {}
+    results = dict(earlier.get("tasks", {}))
     with tempfile.TemporaryDirectory() as scratch:
-        for task in TASKS:
+        for task in args.tasks.split(","):
             data = write_jsonl(split(task, seed=0, held_out=args.problems, train=0)[0], Path(scratch) / f"{task}.jsonl")
             started = time.perf_counter()
             summary = evaluate((model, tokenizer), benchmark="gsm8k", data=str(data), prompt_format="chat",
@@ -51,9 +56,10 @@ def main() -> None:
             results[task] = {"accuracy": summary["accuracy"], "ci95": [low, high], "problems": summary["samples"],
                              "mean_output_tokens": summary["mean_output_tokens"],
                              "seconds": round(time.perf_counter() - started, 1),
-                             "qualifies": QUALIFYING[0] <= summary["accuracy"] <= QUALIFYING[1]}
-    record = {"base": base, "max_new_tokens": args.max_new_tokens, "prompt_format": "chat", "seed": 0, "tasks": results}
-    (args.out / "pilot.json").write_text(json.dumps(record, indent=2) + "\n")
+                             "qualifies": QUALIFYING[0] <= summary["accuracy"] <= QUALIFYING[1],
+                             "max_new_tokens": args.max_new_tokens, "measured": args.measured}
+    record = {**earlier, "base": base, "prompt_format": "chat", "seed": 0, "tasks": results}
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
     print("| task | B accuracy | 95% CI | mean tokens | qualifies |\n|---|---|---|---|---|")
     for task, row in results.items():
         print(f"| {task} | {row['accuracy']:.0%} | {row['ci95'][0]:.0%}-{row['ci95'][1]:.0%} | "

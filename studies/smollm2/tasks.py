@@ -60,8 +60,25 @@ def linear_equation(rng: random.Random) -> dict[str, str]:
     return {"question": f"Solve for x: {a}x {sign} {abs(b)} = {c}.", "answer": answer}
 
 
+def short_sum(rng: random.Random) -> dict[str, str]:
+    """Three positive terms under 50, summed with the partial sum written out (after B failed chain sums)."""
+    a, b, c = (rng.randint(2, 49) for _ in range(3))
+    return {"question": f"Compute {a} + {b} + {c}.", "answer": f"{a} + {b} = {a + b}\n{a + b} + {c} = {a + b + c}\n#### {a + b + c}"}
+
+
+def two_step(rng: random.Random) -> dict[str, str]:
+    """Two steps with numbers under 20: buys some, gives some away (after B failed three-step word problems)."""
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    start, bought = rng.randint(3, 19), rng.randint(2, 19)
+    given = rng.randint(1, start + bought - 1)
+    question = f"{name} has {start} {item}. {name} buys {bought} more and then gives {given} away. How many {item} are left?"
+    answer = f"{start} + {bought} = {start + bought}.\n{start + bought} - {given} = {start + bought - given}.\n#### {start + bought - given}"
+    return {"question": question, "answer": answer}
+
+
 TASKS: dict[str, Callable[[random.Random], dict[str, str]]] = {
-    "chain_sum": chain_sum, "word_problem": word_problem, "linear_equation": linear_equation}
+    "chain_sum": chain_sum, "word_problem": word_problem, "linear_equation": linear_equation,
+    "short_sum": short_sum, "two_step": two_step}
 
 
 def problems(task: str, seed: int) -> Iterator[dict[str, str]]:

@@ -83,11 +83,33 @@ def test_every_problem_is_refused_at_once_before_any_work(planted_pair, tmp_path
     before = tree_digest(base)
     with pytest.raises(SfnErrors) as error:
         make_map(base, tuned, modes=["transplant", "melt"], kinds="o,nonsense", windows="2-9", probes=["nope.jsonl"],
-                 alpha_curve="o@7", on="middle", cache_dir=base / "probes", progress=False)
+                 alpha_curve="o@7", on="middle", cache_dir=base / "probes", dtype="float8", progress=False)
     text = str(error.value)
-    for expected in ("'melt'", "'nonsense'", "outside the model's layers", "nope.jsonl", "--alpha-curve", "--on", "overlaps the input"):
+    for expected in ("'melt'", "'nonsense'", "outside the model's layers", "nope.jsonl", "--alpha-curve", "--on",
+                     "overlaps the input", "--dtype"):
         assert expected in text, expected
     assert tree_digest(base) == before
+
+
+def test_a_bf16_pair_is_mapped_in_float32_unless_asked_and_half_precision_is_noted(planted_pair, probe_file,
+                                                                                   tmp_path) -> None:
+    half = {}
+    for role, source in zip(("base", "tuned"), planted_pair):
+        model = tf.AutoModelForCausalLM.from_pretrained(source, dtype=torch.bfloat16)
+        model.save_pretrained(tmp_path / role)
+        tf.AutoTokenizer.from_pretrained(source).save_pretrained(tmp_path / role)
+        half[role] = model
+    settings = dict(modes=["transplant"], kinds="o", probes=[str(probe_file)], progress=False)
+    exact = make_map(tmp_path / "base", tmp_path / "tuned", **settings)
+    upcast = {role: tf.AutoModelForCausalLM.from_pretrained(tmp_path / role, dtype=torch.float32) for role in half}
+    loaded = make_map(upcast["base"], upcast["tuned"], tokenizer=tf.AutoTokenizer.from_pretrained(tmp_path / "base"),
+                      **settings)
+    assert exact.notes == [] and exact.table.equals(loaded.table)  # the default loads the bf16 files as float32
+    fast = make_map(tmp_path / "base", tmp_path / "tuned", dtype="auto", **settings)
+    assert len(fast.notes) == 1 and "bfloat16" in fast.notes[0] and "--dtype float32" in fast.notes[0]
+    row = fast.table.set_index(["kind", "layers"]).loc[("o", "2")]
+    assert row["recovered_share"] == 1.0  # R's own tensor transplanted: the same bits as R, in bf16 too
+    assert not fast.table["kl_to_base"].equals(exact.table["kl_to_base"])  # computed in bf16: other numbers
 
 
 def test_a_bad_probe_file_names_every_line(planted_pair, tmp_path) -> None:

@@ -19,6 +19,11 @@ from sfn.eval.benchmarks import gsm8k_reference  # noqa: E402
 def solved(task: str, question: str) -> int:
     """The answer worked out from the question's own numbers, independently of the generator."""
     numbers = [int(n) for n in re.findall(r"-?\d+", question)]
+    if task == "short_sum":
+        return sum(numbers)
+    if task == "two_step":
+        start, bought, given = numbers
+        return start + bought - given
     if task == "chain_sum":
         terms = re.findall(r"([+-]?)\s*(\d+)", question.removeprefix("Compute ").rstrip("."))
         return sum(-int(n) if sign == "-" else int(n) for sign, n in terms)
