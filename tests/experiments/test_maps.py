@@ -110,6 +110,11 @@ def test_a_bf16_pair_is_mapped_in_float32_unless_asked_and_half_precision_is_not
     row = fast.table.set_index(["kind", "layers"]).loc[("o", "2")]
     assert row["recovered_share"] == 1.0  # R's own tensor transplanted: the same bits as R, in bf16 too
     assert not fast.table["kl_to_base"].equals(exact.table["kl_to_base"])  # computed in bf16: other numbers
+    said = CliRunner().invoke(main, ["map", str(tmp_path / "base"), str(tmp_path / "tuned"), "--out", str(tmp_path / "m"),
+                                     "--modes", "transplant", "--kinds", "o", "--probe", str(probe_file), "--dtype", "auto",
+                                     "--no-plots", "-q"])
+    assert said.exit_code == 0 and "note: the map ran in bfloat16" in said.output
+    assert "the map ran in bfloat16" in json.loads((tmp_path / "m/summary.json").read_text())["notes"][0]
 
 
 def test_a_bad_probe_file_names_every_line(planted_pair, tmp_path) -> None:
