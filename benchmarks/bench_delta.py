@@ -31,10 +31,9 @@ import math
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 from baseline import load_average
-from measure import drop_caches, synthetic_pair, timed, timed_cpu
+from measure import CHECKOUT, HERE, drop_caches, synthetic_pair, timed, timed_cpu
 
 PAPER_WAY = r'''
 import sys, torch
@@ -133,9 +132,10 @@ def main() -> None:
               f"{'paper/sfn':>9} {'CPU/sfn':>10}")
     print(header)
     print("-" * len(header))
+    new = ["env", f"PYTHONPATH={CHECKOUT}"]  # this checkout's sfn, not the installed one
     with tempfile.TemporaryDirectory() as out:  # compile (or load) each version's numba cache, untimed
         tiny = [str(p) for p in synthetic_pair("tiny")]
-        timed([python, "-m", "sfn.cli", "delta", *tiny, "--out", f"{out}/new", "--no-plots"])
+        timed([*new, python, "-m", "sfn.cli", "delta", *tiny, "--out", f"{out}/new", "--no-plots"])
         if args.baseline:
             timed(["env", f"PYTHONPATH={args.baseline}", python, "-m", "sfn.cli", "delta", *tiny, "--out", f"{out}/old", "--no-plots"])
     for shape in args.shapes:
@@ -156,9 +156,8 @@ def main() -> None:
 
         def in_process(name: str, script: str) -> None:
             """A pass timed inside its child (start-up excluded); CPU ratios against the floor's pass."""
-            here = str(Path(__file__).resolve().parent)
-            child = subprocess.run([python, "-c", script, here, str(base), str(tuned), "warm" if args.warm else "cold"],
-                                   capture_output=True, text=True, check=True)
+            child = subprocess.run([*new, python, "-c", script, str(HERE), str(base), str(tuned), "warm" if args.warm else "cold"],
+                                   capture_output=True, text=True, check=True, cwd=HERE)
             wall, cpu = (float(x) for x in child.stdout.split("IN_PROCESS")[-1].split()[:2])
             runs[name] = (wall, 0.0, cpu)
             vs_floor = f"{wall / runs['floor only'][0]:.2f}x floor" if "floor only" in runs and name != "floor only" else ""
@@ -172,16 +171,17 @@ def main() -> None:
             in_process("floor only", FLOOR)
         command = [python, "-m", "sfn.cli", "delta", str(base), str(tuned), "--out"]
         old = ["env", f"PYTHONPATH={args.baseline}"]
+        command_new = [*new, *command]
         with tempfile.TemporaryDirectory() as out:
-            run("sfn", [*command, f"{out}/sfn", "--no-plots"])
+            run("sfn", [*command_new, f"{out}/sfn", "--no-plots"])
             # the computations alone, in processes that have imported everything already
             in_process("delta() only", IN_PROCESS)
             if args.baseline:
                 run("old", [*old, *command, f"{out}/old", "--no-plots"])
             if args.plots:
-                run("plots", [*command, f"{out}/plots"])
+                run("plots", [*command_new, f"{out}/plots"])
             if args.spectral:
-                run("spectral", [*command, f"{out}/spectral", "--no-plots", "--spectral"])
+                run("spectral", [*command_new, f"{out}/spectral", "--no-plots", "--spectral"])
                 if args.baseline:
                     run("old spectral", [*old, *command, f"{out}/old-spectral", "--no-plots", "--spectral"])
         if not args.skip_paper:

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-WORK = Path(__file__).resolve().parent / "work"  # git-ignored
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"  # git-ignored
+CHECKOUT = HERE.parent  # the sfn these benchmarks measure, unless a run names another
 
 
 def synthetic_pair(shape: str) -> tuple[Path, Path]:
@@ -32,19 +34,16 @@ def drop_caches() -> bool:
 
 def timed(command: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of a child process, from /usr/bin/time -v."""
-    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"{' '.join(command)[:200]} failed:\n{result.stderr[-3000:]}")
-    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
-    hours, minutes, seconds = (float(x) if x else 0.0 for x in wall.groups())
-    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)[1])
-    return hours * 3600 + minutes * 60 + seconds, rss_kib / 1024
+    return timed_cpu(command)[:2]
 
 
 def timed_cpu(command: list[str]) -> tuple[float, float, float]:
     """(wall seconds, peak RSS MiB, user + system CPU seconds) of a child process. On a shared,
-    loaded machine CPU seconds compare runs better than wall time, which includes waiting for a core."""
-    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    loaded machine CPU seconds compare runs better than wall time, which includes waiting for a core.
+
+    The child starts in benchmarks/: `python -m` and `-c` put the working directory first on sys.path,
+    so started in a checkout's root a child would import that checkout's sfn whatever PYTHONPATH says."""
+    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, cwd=HERE)
     if result.returncode:
         sys.exit(f"{' '.join(command)[:200]} failed:\n{result.stderr[-3000:]}")
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)

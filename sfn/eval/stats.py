@@ -28,7 +28,10 @@ def wilson_interval(successes: int, total: int, z: float = Z_95) -> tuple[float,
     denominator = 1 + z * z / total
     centre = (share + z * z / (2 * total)) / denominator
     half_width = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / denominator
-    return (max(0.0, centre - half_width), min(1.0, centre + half_width))
+    # At 0/n and n/n the bound is exactly 0 (or 1); the float arithmetic leaves ~1e-18 instead.
+    low = 0.0 if successes == 0 else max(0.0, centre - half_width)
+    high = 1.0 if successes == total else min(1.0, centre + half_width)
+    return (low, high)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

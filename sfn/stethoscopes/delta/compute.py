@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sfn.stethoscopes.delta.heads import HEAD_COLUMNS, HeadAccumulator, head_layout, heads_table
-from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS, SpectralWorkers
+from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS, SpectralWorkers, sketch_dtype
 from sfn.stethoscopes.delta.stats import ChangeAccumulator
 from sfn.errors import SfnErrors
 from sfn.io import Checkpoint
@@ -184,6 +184,8 @@ def delta(
             "eps": options.eps,
             "tol": options.tol,
             "spectral": spectral,
+            # the dtype the randomized sketches multiplied in: bf16 on CPUs with native bf16, else float32
+            "spectral_sketch": str(sketch_dtype()).removeprefix("torch.") if spectral else None,
             "missing_in_base": plan.missing_in_base,
             "missing_in_tuned": plan.missing_in_tuned,
         }
@@ -306,7 +308,7 @@ def _stream(
                 module.nonfinite[pair.base.tensor] = accumulator.nonfinite - nonfinite_before
             if spectral and pair.base.param == "weight" and len(pair.base.shape) == 2:
                 if module.spectral is None:
-                    module.spectral = workers.submit(lambda pair=pair: _float32_pair(base, tuned, pair))
+                    module.spectral = workers.submit(lambda pair=pair: _pair_copies(base, tuned, pair))
                 else:
                     module.notes.append(f"spectral columns describe the first weight only, not {pair.base.tensor}")
             module.tensors.append(pair.base.tensor)
@@ -322,13 +324,13 @@ def _stream(
     return streamed
 
 
-def _float32_pair(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 copies of a pair for `spectral_stats` on a worker thread. Its pages are released
-    again afterwards: the stream may have released them already, and this read mapped them back."""
+def _pair_copies(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copies of a pair, in their stored dtype, for `spectral_stats` on a worker thread. Its pages are
+    released again afterwards: the stream may have released them already, and this read mapped them back."""
     from sfn.registry import read_part
 
     rows = slice(0, pair.row_limit)
-    copies = tuple(read_part(c, p)[rows].to(torch.float32, copy=True) for c, p in ((base, pair.base), (tuned, pair.tuned)))
+    copies = tuple(read_part(c, p)[rows].clone() for c, p in ((base, pair.base), (tuned, pair.tuned)))
     base.release(pair.base.tensor)
     tuned.release(pair.tuned.tensor)
     return copies

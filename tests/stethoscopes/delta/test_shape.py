@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from tiny_models import perturb_copy
 from sfn.cli import main
 from sfn.stethoscopes.delta import delta, summarize, write_outputs
+from sfn.stethoscopes.delta.spectral import sketch_dtype
 
 
 def _row(result, layer: int, kind: str) -> pd.Series:
@@ -241,3 +242,5 @@ def test_cli_takes_the_new_options(tiny_model_dir, tuned_dir, tmp_path):
     up = csv[(csv["layer"] == 2) & (csv["kind"] == "up")].iloc[0]
     assert up["moved_share"] == 0 and up["changed_share"] > 0  # a 50% change is not above tol 0.6 x |W_B|
     assert (tmp_path / "o" / "histograms_clamped.png").is_file() and (tmp_path / "o" / "heads.png").is_file()
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["spectral_sketch"] == str(sketch_dtype()).removeprefix("torch.")

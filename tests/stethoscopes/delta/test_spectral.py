@@ -1,4 +1,5 @@
-"""The randomized spectrum against torch.linalg.svd on matrices whose spectrum is known."""
+"""The randomized spectrum against torch.linalg.svd on matrices whose spectrum is known, with the
+sketch multiplied in float32 and in bfloat16 (what `sketch_dtype()` picks on CPUs with native bf16)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from sfn.stethoscopes.delta.spectral import randomized_svd, spectral_stats
+from sfn.stethoscopes.delta.spectral import randomized_svd, sketch_dtype, spectral_stats
 
 
 def with_spectrum(m: int, n: int, sigma: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -25,12 +26,16 @@ SPECTRA = {
 }
 
 
+SKETCHES = [torch.float32, torch.bfloat16]
+
+
+@pytest.mark.parametrize("sketch", SKETCHES)
 @pytest.mark.parametrize("name", list(SPECTRA))
-def test_shares_agree_with_the_exact_svd(name):
+def test_shares_agree_with_the_exact_svd(name, sketch):
     sigma = SPECTRA[name]
     delta, _, _ = with_spectrum(400, 300, sigma, seed=1)
     base = torch.randn(400, 300, generator=torch.Generator().manual_seed(2))
-    stats = spectral_stats(base, base + delta)
+    stats = spectral_stats(base, base + delta, sketch=sketch)
     exact = torch.linalg.svd(delta).S.double() ** 2
     total = exact.sum()
     assert stats["sv1_share"] == pytest.approx(float(exact[0] / total), abs=0.01)
@@ -42,14 +47,15 @@ def test_shares_agree_with_the_exact_svd(name):
     assert stats["base_subspace_share"] == pytest.approx(inside, abs=0.05)
 
 
-def test_low_rank_values_are_recovered_to_float32_precision_and_never_overestimated():
+@pytest.mark.parametrize("sketch", SKETCHES)
+def test_low_rank_values_are_recovered_to_float32_precision_and_never_overestimated(sketch):
     sigma = SPECTRA["geometric"]
     matrix, _, _ = with_spectrum(500, 350, sigma, seed=3)
-    _, estimate = randomized_svd(matrix, 64)
+    _, estimate = randomized_svd(matrix, 64, sketch=sketch)
     assert estimate.shape == (64,)
     assert torch.all(estimate <= sigma[:64] * (1 + 1e-5))
-    assert torch.allclose(estimate[:20], sigma[:20], rtol=1e-4)
-    u, again = randomized_svd(matrix, 64)
+    assert torch.allclose(estimate[:20], sigma[:20], rtol=2e-5)
+    u, again = randomized_svd(matrix, 64, sketch=sketch)
     assert torch.equal(again, estimate)  # fixed seed: the same answer every time
     assert torch.allclose(u.T @ u, torch.eye(64), atol=1e-4)
 
@@ -69,3 +75,26 @@ def test_an_update_inside_the_base_subspace_has_share_one():
 def test_no_change_gives_nan_not_a_division_error():
     base = torch.randn(100, 90, generator=torch.Generator().manual_seed(6))
     assert all(math.isnan(v) for v in spectral_stats(base, base.clone()).values())
+
+
+def test_the_sketch_dtype_moves_no_share_by_more_than_its_rounding():
+    delta, _, _ = with_spectrum(400, 300, SPECTRA["geometric"], seed=7)
+    base = torch.randn(400, 300, generator=torch.Generator().manual_seed(8)).to(torch.bfloat16)
+    tuned = (base.float() + delta).to(torch.bfloat16)  # a bf16 pair, as checkpoints store it
+    stored = (base.clone(), tuned.clone())
+    exact = spectral_stats(base, tuned, sketch=torch.float32)
+    fast = spectral_stats(base, tuned, sketch=torch.bfloat16)
+    for column, value in exact.items():
+        assert fast[column] == pytest.approx(value, rel=1e-3), column
+    assert torch.equal(base, stored[0]) and torch.equal(tuned, stored[1])  # the inputs are left as they were
+    assert sketch_dtype() in (torch.float32, torch.bfloat16)
+
+
+def test_the_denominator_is_exact_on_a_large_rank_one_update():
+    # sigma_1^2 = ||dW||_F^2 exactly for rank one; a float32 norm over the 6M elements at once drifts ~1e-4
+    g = torch.Generator().manual_seed(9)
+    base = torch.randn(2000, 3000, generator=g)
+    update = torch.randn(2000, 1, generator=g) @ torch.randn(1, 3000, generator=g)
+    stats = spectral_stats(base, base + 1e-3 * update)
+    assert stats["sv1_share"] == pytest.approx(1.0, abs=2e-5)
+    assert stats["stable_rank"] == pytest.approx(1.0, abs=2e-5)
