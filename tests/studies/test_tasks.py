@@ -48,3 +48,18 @@ def test_held_out_and_training_problems_share_no_question(task: str) -> None:
     assert len({row["question"] for row in train}) == 2000
     assert split(task, seed=0, held_out=500, train=10)[0] == test  # same seed, same held-out set
     assert split(task, seed=1, held_out=500, train=0)[0] != test
+
+
+def test_the_pilots_few_shot_prompt_holds_no_held_out_problem() -> None:
+    from pilot import few_shot_template
+
+    held_out = split("short_sum", seed=0, held_out=100, train=0)[0]
+    # Seed 1's first problems, with one of them put into the held-out set: the prompt must skip it.
+    first = [row for row, _ in zip(problems("short_sum", seed=1), range(2))]
+    template = few_shot_template("short_sum", 3, held_out + first[:1])
+    prompt = template.format(question="Compute 1 + 2 + 3.")
+    questions = re.findall(r"Question: (.*)", prompt)
+    assert len(questions) == 4 and questions[-1] == "Compute 1 + 2 + 3."
+    assert first[0]["question"] not in questions and first[1]["question"] in questions
+    assert not {row["question"] for row in held_out} & set(questions[:3])
+    assert prompt.count("#### ") == 3 and prompt.endswith("Answer:")
