@@ -116,3 +116,19 @@ def test_report_only_rewrites_the_verdicts_without_a_cache(tmp_path):
                            "--cache", str(tmp_path / "no-cache")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "README.md").read_text() == readme and not (tmp_path / "no-cache").exists()
+
+
+def test_the_pilot_measures_b_with_shots_and_a_tuned_r(tiny_base, tmp_path):
+    command = [sys.executable, str(STUDY / "pilot.py"), "--base", str(tiny_base), "--problems", "8", "--shots", "2",
+               "--max-new-tokens", "8", "--check-tuned", "2", "--tasks", "two_step", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = json.loads((tmp_path / "pilot.json").read_text())["tasks"]["two_step (2-shot)"]
+    assert (row["problems"], row["shots"], row["prompt_format"], row["metric"]) == (8, 2, "raw", "accuracy_strict")
+    tuned = row["tuned"]["2 steps"]
+    assert (tuned["steps"], tuned["train_examples"], tuned["problems"]) == (2, 512, 8)
+    assert tuned["doubles"] == (tuned["accuracy"] >= 2 * row["accuracy"] and tuned["ci95"][0] > row["ci95"][1])
+    samples = (tmp_path / "two_step_(2-shot)" / "samples.jsonl").read_text().splitlines()
+    prompt = json.loads(samples[0])["prompt"]
+    assert prompt.count("#### ") == 2 and prompt.endswith("Answer:")  # the worked examples, then the question
+    assert (tmp_path / "two_step_(2-shot)" / "tuned-2" / "summary.json").is_file()
