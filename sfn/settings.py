@@ -1,5 +1,6 @@
 """Plumbing shared by the settings dataclasses of eval and freeze (EvalConfig, FreezeConfig) and their CLIs:
-keyword overrides, the refusal to resume a run made with other settings, `--columns ROLE=COLUMN,...`."""
+keyword overrides, the refusal to resume a run made with other settings, `--columns ROLE=COLUMN,...`,
+`\\n` in one-line shell arguments."""
 
 from __future__ import annotations
 
@@ -45,3 +46,8 @@ def parse_columns(text: str | None, example: str) -> dict[str, str]:
             raise SfnError(f"--columns {text!r}: expected ROLE=COLUMN pairs separated by commas, e.g. {example}")
         mapping[role.strip()] = column.strip()
     return mapping
+
+
+def unescaped(text: str | None) -> str | None:
+    """A one-line shell argument with `\\n` for each newline (templates and stop strings hold them)."""
+    return None if text is None else text.replace("\\n", "\n")

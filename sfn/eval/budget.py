@@ -73,15 +73,17 @@ def generate_outputs(
     style: str = "sfn",
     forcing: bool | None = None,
     seeds: Sequence[int] | None = None,
+    stop: Sequence[str] = (),
 ) -> list[Generation]:
     """Generate for all prompts together; with `thinking`, run the budget-forced thinking phase first.
+    `stop` ends a generation without thinking where one of its strings first appears.
 
     `seeds` (one per prompt) make sampled generation reproducible; each call derives its own seed
     from them. `forcing` (default: `waits` > 0) turns on the s1 styles' one-token minimum per round.
     """
     call = _Caller(backend, seeds)
     if thinking is None:
-        completions = call(prompts, range(len(prompts)), [max_new_tokens] * len(prompts), phase="answer")
+        completions = call(prompts, range(len(prompts)), [max_new_tokens] * len(prompts), stop=tuple(stop), phase="answer")
         return [Generation(c.text, c.num_tokens, 0, 0, c.finish_reason == "length") for c in completions]
     if style != "sfn":
         return _s1_style(call, backend.tokenizer, prompts, max_new_tokens, thinking, waits, wait_text,

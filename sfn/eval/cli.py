@@ -17,7 +17,7 @@ from sfn.eval.prompts import (
     THINKING_STYLES,
     ThinkingMarkers,
 )
-from sfn.settings import parse_columns
+from sfn.settings import parse_columns, unescaped
 
 RESUME = "the samples finished before the interrupt are kept in --out (if given); rerun the same command to resume"
 
@@ -48,6 +48,8 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
 @click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE", help="Engine setting for --backend vllm (repeatable), e.g. tensor_parallel_size=4, max_model_len=4096, dtype=bfloat16.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--max-new-tokens", type=int, default=512, show_default=True)
+@click.option("--stop", multiple=True, help="End an output where this string first appears, cut off before it (repeatable; "
+              "\\n is a newline): lm-evaluation-harness's `until`, e.g. --stop '\\n\\nQuestion:' after a few-shot --plain-template.")
 @click.option("--samples", type=int, default=1, show_default=True, help="Outputs per problem; pass@k and maj@k are reported for k = 1, 2, 4, ... up to it.")
 @click.option("--sample/--greedy", "do_sample", default=None, help="Sample (seeded per problem and sample) or decode greedily; default: sample when --samples > 1.")
 @click.option("--temperature", type=float, default=1.0, show_default=True)
@@ -88,6 +90,7 @@ def eval_command(
 
     options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
     options["backend_args"] = parse_backend_args(options["backend_args"])
+    options["stop"] = tuple(unescaped(marker) for marker in options["stop"])
     config = EvalConfig(columns=parse_columns(columns, "question=problem,answer=solution"), grade_levels=not no_levels, progress=show_progress(), **options)
     result = evaluate(model, config, reference_model=reference_model)
     summary = result.summary

@@ -24,7 +24,7 @@ BACKENDS = ("hf", "vllm")
 OUTPUT_SETTINGS = (
     "benchmark", "data", "columns", "prompt_format", "instruction", "plain_template", "system_prompt",
     "max_new_tokens", "do_sample", "temperature", "top_p", "seed", "thinking", "budget_forcing",
-    "wait_text", "max_thinking_tokens", "max_answer_tokens", "budget_style",
+    "wait_text", "max_thinking_tokens", "max_answer_tokens", "budget_style", "stop",
 )
 # Not among them: `limit` and `samples`. Each sample's seed depends only on (seed, problem, index),
 # so a rerun with more problems or more samples per problem adds to a run, and fewer report a part.
@@ -67,6 +67,8 @@ class EvalConfig:
     sample from `seed`; `do_sample` None means: sample when `samples` > 1).
     `allow_long_context` lets a prompt plus its generation budget exceed the model's context.
     `instruction` None means the benchmark's own instruction.
+    `stop`: strings that end an output where one first appears, cut off before it (lm-evaluation-
+    harness's `until`; "\n\nQuestion:" for a few-shot `plain_template`); generation without thinking only.
     `backend_args` are engine settings passed through to the backend (vLLM's `LLM(...)` keyword
     arguments: tensor_parallel_size, max_model_len, gpu_memory_utilization, dtype, revision, ...).
     `out` is a run directory: samples.jsonl (one line per sample, appended as they finish),
@@ -85,6 +87,7 @@ class EvalConfig:
     backend_args: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8
     max_new_tokens: int = 512
+    stop: tuple[str, ...] = ()
     samples: int = 1
     do_sample: bool | None = None
     temperature: float = 1.0
@@ -163,6 +166,11 @@ class EvalConfig:
                 f"{argument('budget_forcing')} and {argument('max_thinking_tokens')} need thinking markers: "
                 f"add {argument('thinking', 'r1')} or {argument('thinking', 's1')}"
             )
+        if isinstance(self.stop, str) or not all(isinstance(marker, str) and marker for marker in self.stop):
+            problems.append(f"{argument('stop')} must be a list of non-empty strings, got {self.stop!r}")
+        elif self.stop and (thinking is not None or wants_thinking):
+            problems.append(f"{argument('stop')} ends plain generation; with thinking markers the protocol's own markers "
+                            "end each phase: drop one of them")
         if "{question}" not in self.plain_template:
             problems.append(f"{argument('plain_template')} must contain {{question}}")
         if problems:

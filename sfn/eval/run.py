@@ -172,6 +172,7 @@ def _run_pending(backend, pending: list[tuple[Sample, int]], prompts: dict[str, 
                 style=config.budget_style,
                 forcing=config.budget_forcing not in (None, "none"),
                 seeds=seeds,
+                stop=config.stop,
             )
             for (sample, index), generation in zip(chunk, generations):
                 row = _record(sample, index, prompts[sample.id], generation, resolved.benchmark, grader)

@@ -3,9 +3,8 @@ problems of each generated task, greedy, with its chat template; a task qualifie
 lies between about 10% and 50%, so that a fine-tune can double it with separated intervals.
 
 With `--shots K` the prompt is instead plain text led by K worked solutions of the task (drawn from
-another seed, none of them a held-out problem), as lm-evaluation-harness prompts GSM8K, and the score
-is its strict match, the first `#### N`: the model goes on to write a next question after its answer,
-where the harness would have stopped it, so the last number of the output is not the answer.
+another seed, none of them a held-out problem), as lm-evaluation-harness prompts GSM8K, and each output
+stops where the model starts a next question of its own (`stop`, the harness's `until`).
 
 With `--check-tuned STEPS` it also makes the study's R for each task (`sfn.freeze`, every module,
 STEPS steps of 8 of the task's worked solutions, none of them held out) and measures it with the same
@@ -34,6 +33,7 @@ sys.path.insert(0, str(HERE))
 from tasks import TASKS, problems, split, write_jsonl  # noqa: E402
 
 QUALIFYING = (0.10, 0.50)
+FEW_SHOT_STOP = "\n\nQuestion:"  # where a base model starts a next example after its answer
 TUNE_EXAMPLES = 544  # R's worked solutions with --check-tuned: 512 to train on, 32 for the held-out loss
 
 
@@ -71,7 +71,8 @@ def main() -> None:
             data = write_jsonl(held_out, Path(scratch) / f"{task}.jsonl")
             key = task if not args.shots else f"{task} ({args.shots}-shot)"
             prompt = dict(prompt_format="chat") if not args.shots else dict(
-                prompt_format="raw", instruction="", plain_template=few_shot_template(task, args.shots, held_out))
+                prompt_format="raw", instruction="", plain_template=few_shot_template(task, args.shots, held_out),
+                stop=[FEW_SHOT_STOP])
             folder = args.out / key.replace(" ", "_")
             # R's runs of earlier invocations stay, one per step count
             results[key] = {**measure((model, tokenizer), data, prompt, args, folder),
@@ -106,10 +107,10 @@ def measure(model: object, data: Path, prompt: dict, args: argparse.Namespace, f
     started = time.perf_counter()
     summary = evaluate(model, benchmark="gsm8k", data=str(data), **prompt, max_new_tokens=args.max_new_tokens,
                        batch_size=16, grade_levels=False, out=str(folder), progress=True).summary
-    metric = "accuracy" if not args.shots else "accuracy_strict"
+    metric = "accuracy"
     low, high = summary[f"{metric}_ci95"]
     return {"accuracy": summary[metric], "ci95": [low, high], "problems": summary["samples"], "metric": metric,
-            "prompt_format": prompt["prompt_format"], "shots": args.shots,
+            "prompt_format": prompt["prompt_format"], "shots": args.shots, "stop": prompt.get("stop", []),
             "mean_output_tokens": summary["mean_output_tokens"], "seconds": round(time.perf_counter() - started, 1),
             "qualifies": QUALIFYING[0] <= summary[metric] <= QUALIFYING[1], "max_new_tokens": args.max_new_tokens,
             "measured": args.measured}

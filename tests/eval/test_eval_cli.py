@@ -85,3 +85,20 @@ def test_eval_command_samples_and_says_what_it_chose(tiny_model_dir, gsm8k_test,
     assert (tmp_path / "results.json").is_file()
     refused = CliRunner().invoke(eval_command, [*arguments[:-2], "--max-new-tokens", "2000"])
     assert refused.exit_code != 0 and "--allow-long-context" in refused.output and "Traceback" not in refused.output
+
+
+def test_eval_command_stops_where_a_stop_string_first_appears(tiny_model_dir, gsm8k_test, tmp_path):
+    arguments = [str(tiny_model_dir), "--data", str(gsm8k_test), "--limit", "1", "--format", "raw",
+                 "--max-new-tokens", "12", "--no-levels"]
+    whole = CliRunner().invoke(eval_command, [*arguments, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    output = json.loads((tmp_path / "whole" / "samples.jsonl").read_text())["output"]
+    marker = output[4:7]  # some text the model writes in the middle of its output
+    assert len(output) > 7 and marker.strip()
+    cut = CliRunner().invoke(eval_command, [*arguments, "--out", str(tmp_path / "cut"), "--stop", marker,
+                                            "--stop", "never\\nwritten"])
+    assert cut.exit_code == 0, cut.output
+    row = json.loads((tmp_path / "cut" / "samples.jsonl").read_text())
+    assert row["output"] == output[: output.index(marker)] and not row["truncated"]
+    settings = json.loads((tmp_path / "cut" / "settings.json").read_text())
+    assert settings["stop"] == [marker, "never\nwritten"]  # \n on the command line is a newline

@@ -189,3 +189,34 @@ def test_a_bare_loaded_model_evaluates_with_the_tokenizer_saved_beside_it(tiny_m
     assert alone.samples["output"].tolist() == paired.samples["output"].tolist()
     with pytest.raises(SfnError, match=r"pass \(model, tokenizer\)"):
         evaluate(tiny_model, **settings)  # built in memory: no tokenizer saved anywhere
+
+
+def few_shot_continuation(prompt):
+    # A base model after a few-shot prompt: its answer, then a next question of its own.
+    return ["She", "makes", "$18.", "####", "18", "Question:", "Ann", "has", "5.", "####", "5", "<eos>"]
+
+
+def test_stop_cuts_the_output_before_the_models_next_question(gsm8k_test, scripted, lexical_grader, tmp_path):
+    settings = dict(benchmark="gsm8k", data=str(gsm8k_test), limit=2, grader=lexical_grader, progress=False,
+                    prompt_format="raw", grade_levels=False)
+    loose = evaluate(scripted(few_shot_continuation), **settings).samples
+    assert loose.loc[0, "extracted"] == "5" and not loose.loc[0, "correct"]  # the made-up question's answer
+    backend = scripted(few_shot_continuation)
+    cut = evaluate(backend, stop=["Question:"], out=str(tmp_path / "run"), **settings)
+    row = cut.samples.iloc[0]
+    assert row["output"] == "She makes $18. #### 18 " and row["extracted"] == "18" and row["correct"]
+    assert not row["truncated"] and row["tokens"] == 6
+    assert all(stop == ["Question:"] for _, _, stop in backend.calls)
+    assert json.loads((tmp_path / "run" / "settings.json").read_text())["stop"] == ["Question:"]
+    with pytest.raises(SfnError, match="stop"):  # a resumed run must stop where the first one did
+        evaluate(scripted(few_shot_continuation), stop=["####"], out=str(tmp_path / "run"), **settings)
+
+
+def test_bad_stop_strings_are_refused_with_the_other_problems():
+    with pytest.raises(SfnErrors) as raised:
+        EvalConfig(stop=("Question:", ""), samples=0).resolved()
+    assert "stop" in str(raised.value) and "samples" in str(raised.value)
+    with pytest.raises(SfnErrors, match="thinking markers"):
+        EvalConfig(stop=("Question:",), thinking="r1", max_thinking_tokens=8).resolved()
+    with pytest.raises(SfnErrors, match="non-empty strings"):
+        EvalConfig(stop="Question:").resolved()  # a bare string is not a list of them

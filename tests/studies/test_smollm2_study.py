@@ -124,7 +124,7 @@ def test_the_pilot_measures_b_with_shots_and_a_tuned_r(tiny_base, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads((tmp_path / "pilot.json").read_text())["tasks"]["two_step (2-shot)"]
-    assert (row["problems"], row["shots"], row["prompt_format"], row["metric"]) == (8, 2, "raw", "accuracy_strict")
+    assert (row["problems"], row["shots"], row["prompt_format"], row["stop"]) == (8, 2, "raw", ["\n\nQuestion:"])
     tuned = row["tuned"]["2 steps"]
     assert (tuned["steps"], tuned["train_examples"], tuned["problems"]) == (2, 512, 8)
     assert tuned["doubles"] == (tuned["accuracy"] >= 2 * row["accuracy"] and tuned["ci95"][0] > row["ci95"][1])

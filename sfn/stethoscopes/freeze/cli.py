@@ -12,7 +12,7 @@ import click
 
 from sfn.cli_errors import SfnCommand, pickle_option, report_errors, show_progress, stop_interrupted
 from sfn.eval.prompts import TRAINING_FORMATS
-from sfn.settings import parse_columns
+from sfn.settings import parse_columns, unescaped
 from sfn.stethoscopes.freeze.presets import PRESETS
 
 
@@ -29,11 +29,6 @@ def _summary(metrics: dict) -> str:
         lines.append(f"held-out score: {metrics['heldout_score']}")
     lines += [f"note: {note}" for note in metrics["notes"]]
     return "\n".join(lines)
-
-
-def _unescaped(template: str | None) -> str | None:
-    """A one-line shell argument with `\\n` for each newline (the organism's template has one)."""
-    return None if template is None else template.replace("\\n", "\n")
 
 
 def _compare_items(text: str) -> list[str]:
@@ -99,7 +94,7 @@ def freeze_command(model, train, compare_presets, data, out, columns, no_norms, 
         columns=parse_columns(columns, "question=problem,reasoning=trace,answer=solution"), norms=not no_norms, prompt_format=prompt_format, eval_benchmark=eval_benchmark,
         progress=not no_progress and show_progress(),
         **{key: value for key, value in (("instruction", instruction),
-                                         ("response_template", _unescaped(response_template))) if value is not None},
+                                         ("response_template", unescaped(response_template))) if value is not None},
     )
     presets = [p for text in compare_presets for p in _compare_items(text)]
     if presets:
