@@ -42,7 +42,7 @@ def _thinking(style: str | None, start: str | None, end: str | None, answer_pref
               help="auto: chat if the tokenizer has a chat template, else raw; raw (or plain): the 'generate' interface; "
                    "chat: the tokenizer's chat template; r1: DeepSeek-R1's recommendation (no system prompt, reply opened with <think>).")
 @click.option("--instruction", help="Instruction appended to each question (default: the benchmark's).")
-@click.option("--plain-template", default=DEFAULT_PLAIN_TEMPLATE, show_default=True, help="Prompt for --format raw, with {question} and {instruction}.")
+@click.option("--plain-template", default=DEFAULT_PLAIN_TEMPLATE, show_default=True, help="Prompt for --format raw, with {question} and {instruction} (\\n is a newline: room for worked examples).")
 @click.option("--system-prompt", help="System message for --format chat.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="hf", show_default=True)
 @click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE", help="Engine setting for --backend vllm (repeatable), e.g. tensor_parallel_size=4, max_model_len=4096, dtype=bfloat16.")
@@ -91,6 +91,7 @@ def eval_command(
     options["thinking"] = _thinking(options["thinking"], think_start, think_end, answer_prefix)
     options["backend_args"] = parse_backend_args(options["backend_args"])
     options["stop"] = tuple(unescaped(marker) for marker in options["stop"])
+    options["plain_template"] = unescaped(options["plain_template"])
     config = EvalConfig(columns=parse_columns(columns, "question=problem,answer=solution"), grade_levels=not no_levels, progress=show_progress(), **options)
     result = evaluate(model, config, reference_model=reference_model)
     summary = result.summary

@@ -63,8 +63,6 @@ def main() -> None:
     record_path = args.out / "pilot.json"
     earlier = json.loads(record_path.read_text()) if record_path.exists() else {}
     results = dict(earlier.get("tasks", {}))
-    for row in results.values():  # records from before --shots: chat template, the plain accuracy
-        row.setdefault("metric", "accuracy"), row.setdefault("prompt_format", "chat"), row.setdefault("shots", 0)
     with tempfile.TemporaryDirectory() as scratch:
         for task in args.tasks.split(","):
             held_out, training = split(task, seed=0, held_out=args.problems, train=TUNE_EXAMPLES)
@@ -90,7 +88,6 @@ def main() -> None:
                            doubles=row["accuracy"] >= 2 * b_row["accuracy"] and row["ci95"][0] > b_row["ci95"][1])
                 b_row["tuned"][f"{args.check_tuned} steps"] = row
     record = {**earlier, "base": label, "seed": 0, "tasks": results}
-    record.pop("prompt_format", None)  # per task now
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     print("| task | B accuracy | 95% CI | mean tokens | qualifies | R (steps: accuracy, 95% CI) |\n|---|---|---|---|---|---|")
     for task, row in results.items():
@@ -107,12 +104,11 @@ def measure(model: object, data: Path, prompt: dict, args: argparse.Namespace, f
     started = time.perf_counter()
     summary = evaluate(model, benchmark="gsm8k", data=str(data), **prompt, max_new_tokens=args.max_new_tokens,
                        batch_size=16, grade_levels=False, out=str(folder), progress=True).summary
-    metric = "accuracy"
-    low, high = summary[f"{metric}_ci95"]
-    return {"accuracy": summary[metric], "ci95": [low, high], "problems": summary["samples"], "metric": metric,
+    low, high = summary["accuracy_ci95"]
+    return {"accuracy": summary["accuracy"], "ci95": [low, high], "problems": summary["samples"], "metric": "accuracy",
             "prompt_format": prompt["prompt_format"], "shots": args.shots, "stop": prompt.get("stop", []),
             "mean_output_tokens": summary["mean_output_tokens"], "seconds": round(time.perf_counter() - started, 1),
-            "qualifies": QUALIFYING[0] <= summary[metric] <= QUALIFYING[1], "max_new_tokens": args.max_new_tokens,
+            "qualifies": QUALIFYING[0] <= summary["accuracy"] <= QUALIFYING[1], "max_new_tokens": args.max_new_tokens,
             "measured": args.measured}
 
 

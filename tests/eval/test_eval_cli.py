@@ -102,3 +102,20 @@ def test_eval_command_stops_where_a_stop_string_first_appears(tiny_model_dir, gs
     assert row["output"] == output[: output.index(marker)] and not row["truncated"]
     settings = json.loads((tmp_path / "cut" / "settings.json").read_text())
     assert settings["stop"] == [marker, "never\nwritten"]  # \n on the command line is a newline
+
+
+def test_eval_command_reads_newlines_in_a_one_line_few_shot_template(tiny_model_dir, gsm8k_test, tmp_path):
+    template = "Question: 1 + 1?\\nAnswer: 2\\n#### 2\\n\\nQuestion: {question}\\nAnswer:"
+    result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--data", str(gsm8k_test), "--limit", "1",
+                                               "--format", "raw", "--plain-template", template, "--max-new-tokens", "2",
+                                               "--no-levels", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    prompt = json.loads((tmp_path / "samples.jsonl").read_text())["prompt"]
+    assert prompt.startswith("Question: 1 + 1?\nAnswer: 2\n#### 2\n\nQuestion: ") and "\\n" not in prompt
+
+
+def test_a_blank_stop_string_is_refused_before_any_work(tiny_model_dir, gsm8k_test, tmp_path):
+    result = CliRunner().invoke(eval_command, [str(tiny_model_dir), "--data", str(gsm8k_test), "--stop", "",
+                                               "--samples", "0", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--stop" in result.output and "--samples" in result.output
+    assert not (tmp_path / "run").exists()
