@@ -30,10 +30,17 @@ class DemoData:
     map_table: pd.DataFrame | None = None  # map.csv (None in a folder from before the map stage)
     map_summary: dict[str, Any] = field(default_factory=dict)
     map_figures: dict[str, Path] = field(default_factory=dict)
+    map_probe: str = "probe"  # the probe the report reads the map on: its probe file's name, as map.csv names it
 
     @property
     def pair(self) -> dict[str, Any]:
         return self.index["pair"]
+
+    def map_cells(self) -> pd.DataFrame | None:
+        """The map's rows on the report's probe (a map may score several: `sfn map --probe A --probe B`)."""
+        if self.map_table is None or self.map_probe not in set(self.map_table["probe"]):
+            return self.map_table
+        return self.map_table[self.map_table["probe"] == self.map_probe]
 
 
 def load_demo(folder: str | Path) -> DemoData:
@@ -68,4 +75,5 @@ def load_demo(folder: str | Path) -> DemoData:
         map_table=pd.read_csv(folder / mapped["table"], keep_default_na=False, na_values=[""]) if mapped else None,
         map_summary=json.loads((folder / mapped["summary"]).read_text()) if mapped else {},
         map_figures={name: folder / path for name, path in mapped["figures"].items()} if mapped else {},
+        map_probe=Path(mapped["probe"]).stem if mapped else "probe",
     )

@@ -121,20 +121,20 @@ def merge_section(data: DemoData, scratch: Path) -> Section:
 def map_section(data: DemoData) -> Section | None:
     if data.map_table is None:
         return None
-    table = data.map_table
+    table, probe_name = data.map_cells(), data.map_probe
     top = table[(table["mode"] == "transplant") & (table["layers"] != "all")].sort_values("recovered_share", ascending=False).head(5)
     rows = [[r["kind"], str(r["layers"]), f"{r['recovered_share']:.0%}", f"{r['kl_to_tuned']:.3g}",
              f"{r['kl_ci_low']:.3g}-{r['kl_ci_high']:.3g}", f"{r['delta_rel_change']:.2e}"] for _, r in top.iterrows()]
-    probe = data.map_summary.get("probes", {}).get("probe", {})
+    probe = data.map_summary.get("probes", {}).get(probe_name, {})
     intro = (f"Where the change lives: each linear kind x layer window of R transplanted into B, or zeroed in B, "
              f"scored by the per-token KL divergence of next-token distributions on R's own answers "
              f"({probe.get('sequences', '?')} answers, {probe.get('tokens', '?')} tokens): one forward pass per cell, no generation.")
     figures = [(caption, data.map_figures[name]) for name, caption in (
-        ("map_transplant_probe", "Share of KL(R || B) each transplanted cell closes, module kind x layers"),
-        ("map_zero_probe", "KL(B || variant) after zeroing each cell, module kind x layers"),
+        (f"map_transplant_{probe_name}", "Share of KL(R || B) each transplanted cell closes, module kind x layers"),
+        (f"map_zero_{probe_name}", "KL(B || variant) after zeroing each cell, module kind x layers"),
     ) if name in data.map_figures]
     columns = ["kind", "layers", "recovered", "KL(R || B') nats/token", "95% CI", "Delta's relative change"]
-    return Section("Map", intro, map_verdict(table, data.map_summary), [("Top transplant cells", Table(columns, rows))],
+    return Section("Map", intro, map_verdict(table, data.map_summary, probe_name), [("Top transplant cells", Table(columns, rows))],
                    figures, _commands(data, "map"),
                    _data_links(data, "map", (("every cell", "table"), ("top cells and correlation", "summary"), ("the probe", "probe"))))
 

@@ -211,9 +211,10 @@ def freeze_verdict(freeze: pd.DataFrame, samples: int) -> Verdict:
     return Verdict("Freeze", finding, supports, strength)
 
 
-def map_verdict(table: pd.DataFrame, summary: dict) -> Verdict:
+def map_verdict(table: pd.DataFrame, summary: dict, probe: str = "probe") -> Verdict:
     """The single window whose transplant recovers most of the B-R divergence, the kind that does as a
-    whole, the most costly zeroing, and whether Delta's change ranks the cells the same way."""
+    whole, the most costly zeroing, and whether Delta's change ranks the cells the same way; `table`
+    holds the rows of one probe, `probe`."""
     cells = table[(table["mode"] == "transplant") & (table["layers"] != "all")]
     if cells.empty:
         return Verdict("Map", "no transplant cells were mapped", "nothing", "none")
@@ -229,7 +230,7 @@ def map_verdict(table: pd.DataFrame, summary: dict) -> Verdict:
     if len(zero):
         worst = zero.sort_values("kl_to_base", ascending=False, kind="stable").iloc[0]
         finding += f"; zeroing {worst['kind']} in layers {worst['layers']} moves B furthest ({worst['kl_to_base']:.3g} nats/token)"
-    rho = (summary.get("changed_vs_matters") or {}).get("transplant/probe")
+    rho = (summary.get("changed_vs_matters") or {}).get(f"transplant/{probe}")
     if rho is not None:
         finding += f"; Delta's relative change and the transplant map rank the cells with Spearman {rho:.2f}"
     share = float(best["recovered_share"])

@@ -30,10 +30,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from tasks import TASKS, problems, split, write_jsonl  # noqa: E402
+from tasks import FEW_SHOT_STOP, TASKS, few_shot_template, split, write_jsonl  # noqa: E402
 
 QUALIFYING = (0.10, 0.50)
-FEW_SHOT_STOP = "\n\nQuestion:"  # where a base model starts a next example after its answer
 TUNE_EXAMPLES = 544  # R's worked solutions with --check-tuned: 512 to train on, 32 for the held-out loss
 
 
@@ -110,19 +109,6 @@ def measure(model: object, data: Path, prompt: dict, args: argparse.Namespace, f
             "mean_output_tokens": summary["mean_output_tokens"], "seconds": round(time.perf_counter() - started, 1),
             "qualifies": QUALIFYING[0] <= summary["accuracy"] <= QUALIFYING[1], "max_new_tokens": args.max_new_tokens,
             "measured": args.measured}
-
-
-def few_shot_template(task: str, shots: int, held_out: list[dict[str, str]]) -> str:
-    """A plain prompt of `shots` worked solutions (seed 1, none of them held out), then the question."""
-    excluded = {row["question"] for row in held_out}
-    examples: list[dict[str, str]] = []
-    for row in problems(task, seed=1):
-        if len(examples) == shots:
-            break
-        if row["question"] not in excluded:
-            examples.append(row)
-    worked = "".join(f"Question: {row['question']}\nAnswer: {row['answer']}\n\n" for row in examples)
-    return worked.replace("{", "{{").replace("}", "}}") + "Question: {question}\nAnswer:"
 
 
 if __name__ == "__main__":

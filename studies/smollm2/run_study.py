@@ -22,25 +22,29 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 from study_jobs import is_done, run_job
-from study_settings import HERE, PROFILES, StudySettings
+from study_settings import PROFILES, StudySettings, run_label, train_name
 
-DEFAULT_CACHE = Path(os.environ.get("SFN_STUDY_CACHE", Path.home() / ".cache" / "sfn" / "studies" / "smollm2"))
+CACHE_ROOT = Path.home() / ".cache" / "sfn" / "studies"
 RUNS_FILE = "runs.jsonl"
 
 
 def job_graph(settings: StudySettings) -> dict[str, list[str]]:
-    """Job -> the jobs it needs, in priority order (the longest chain, through R, first)."""
-    graph: dict[str, list[str]] = {"base": [], "data": [], "train:all": ["base", "data"], "eval:B": ["base"],
-                                   "destroy": ["base"]}
-    graph.update({f"eval:{label}": ["train:all"] for label, start, taken in settings.merge_variants
-                  if label != "B" and (start == "all" or taken)})
+    """Job -> the jobs it needs, in priority order: R and what waits on it (the map) first, then the other
+    training runs, so that the last jobs to run are the shorter evaluations."""
+    graph: dict[str, list[str]] = {"base": [], "data": [], "train:all": ["base", "data"]}
+    if settings.map_window:  # the destruction check and the map's best cells wait for it
+        graph["map"] = ["train:all", "data"]
+    runs = [(preset, seed) for preset, seed in settings.runs() if (preset, seed) != ("all", 0)]
+    graph.update({f"train:{train_name(preset, seed)}": ["base", "data"] for preset, seed in runs})
+    graph["eval:B"] = ["base", "data"]
+    graph["destroy"] = ["base", "map"] if settings.map_window else ["base"]
+    for label, (start, taken, _) in settings.variants().items():
+        if label.startswith("map #"):
+            graph[f"eval:{label}"] = ["train:all", "map"]
+        elif label != "B" and (start == "all" or taken):
+            graph[f"eval:{label}"] = ["train:all", "data"]
     graph["delta"] = ["train:all"]
-    for preset in settings.presets:
-        if preset != "all":
-            graph[f"train:{preset}"] = ["base", "data"]
-    for preset in settings.presets:
-        if preset != "all":
-            graph[f"eval:{preset}"] = [f"train:{preset}"]
+    graph.update({f"eval:{run_label(preset, seed)}": [f"train:{train_name(preset, seed)}", "data"] for preset, seed in runs})
     return graph
 
 
@@ -89,37 +93,41 @@ def _clock(begun: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="checkpoints and outputs (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=HERE, help="where results/ and README.md go (default: this folder)")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="full", help="smoke: a one-minute run for testing")
+    parser.add_argument("--cache", type=Path, default=None, help="checkpoints and outputs (default: $SFN_STUDY_CACHE, "
+                        f"or {CACHE_ROOT}/NAME, NAME the profile's: smollm2, smollm2-two_step)")
+    parser.add_argument("--out", type=Path, default=None, help="where results/ and README.md go (default: this folder "
+                        "for the first study, its subfolder two_step/ for the second)")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full", help="full: the GSM8K study; two_step: "
+                        "the second study, on a generated task; smoke, smoke_task: one-minute runs for testing")
     parser.add_argument("--base", default=None, help="another base model (directory or .gguf) instead of SmolLM2")
     parser.add_argument("--workers", type=int, default=None, help="jobs at once (default 2, one core each)")
     parser.add_argument("--report-only", action="store_true",
                         help="only re-render results/report.* and README.md's verdicts from results/ (no cache needed)")
     args = parser.parse_args(argv)
-    if args.report_only:
-        from study_results import refresh_report
-
-        print(f"wrote {', '.join(str(path) for path in refresh_report(args.out))}")
-        return 0
-
     from dataclasses import replace
 
     settings = PROFILES[args.profile]
     settings = replace(settings, **{k: v for k, v in (("base", args.base), ("workers", args.workers)) if v is not None})
-    problems = [f"{path} is missing (GSM8K from ../shared/data)" for path in (settings.gsm8k_train, settings.gsm8k_test)
-                if not Path(path).is_file()]
+    out = args.out or settings.output_folder()
+    cache = args.cache or Path(os.environ.get("SFN_STUDY_CACHE", CACHE_ROOT / settings.name))
+    if args.report_only:
+        from study_results import refresh_report
+
+        print(f"wrote {', '.join(str(path) for path in refresh_report(out))}")
+        return 0
+    problems = [] if settings.task else [f"{path} is missing (GSM8K from ../shared/data)" for path in
+                                         (settings.gsm8k_train, settings.gsm8k_test) if not Path(path).is_file()]
     if settings.base and not Path(settings.base).exists():
         problems.append(f"--base {settings.base} does not exist")
     if problems:
         print("cannot run the study:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
-    args.cache.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     started, wall = time.time(), time.perf_counter()
-    print(f"study cache: {args.cache}")
-    ran, failed = run_jobs(args.cache, settings)
+    print(f"study cache: {cache}")
+    ran, failed = run_jobs(cache, settings)
     if ran:  # the study's wall-clock time is the sum over the invocations that did work
-        with open(args.cache / RUNS_FILE, "a") as runs:
+        with open(cache / RUNS_FILE, "a") as runs:
             record = {"started": started, "seconds": round(time.perf_counter() - wall, 1), "jobs": ran, "failed": failed}
             runs.write(json.dumps(record) + "\n")
     if failed:
@@ -127,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from study_results import write_results
 
-    paths = write_results(args.cache, args.out, settings)
+    paths = write_results(cache, out, settings)
     print(f"wrote {', '.join(str(path) for path in paths)}")
     return 0
 

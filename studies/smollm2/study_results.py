@@ -24,7 +24,7 @@ from study_settings import HERE, StudySettings
 
 TEMPLATE = "README.in.md"
 VERDICTS_INTRO_END = "([Markdown](results/report.md))."  # README.in.md: the line before {{verdicts}}
-DELTA_FILES = ("delta.csv", "summary.json", "norms.png", "histograms.png", "heatmap.png")
+DELTA_FIGURES = ("norms", "histograms", "heatmap", "heads", "histograms_clamped")  # those the delta job drew
 LEVELS = ("I", "II", "III", "IV")
 
 
@@ -47,13 +47,21 @@ def write_results(cache: Path, out: Path, settings: StudySettings) -> list[Path]
              "delta": _delta(cache, staging), "merge": _merge(cache, staging, settings),
              "destruction": _destruction(cache, staging, settings), "freeze": _freeze(cache, staging, settings),
              "seconds": _stage_seconds(cache, settings)}
+    if settings.map_window:
+        index["map"] = _map(cache, staging, settings)
     (staging / LAYOUT.index).write_text(json.dumps(index, indent=2, default=str) + "\n")
     write_report(staging)
     results = out / "results"
     shutil.rmtree(results, ignore_errors=True)
     staging.rename(results)
     readme = out / "README.md"
-    readme.write_text(render_readme((HERE / TEMPLATE).read_text(), tables(cache, results, settings)))
+    if settings.task:
+        from task_results import task_tables
+
+        values = task_tables(cache, results, settings)
+    else:
+        values = tables(cache, results, settings)
+    readme.write_text(render_readme((HERE / settings.template).read_text(), values))
     return [results, readme]
 
 
@@ -75,33 +83,56 @@ def _pair(cache: Path, settings: StudySettings) -> dict[str, Any]:
     import transformers
 
     config = transformers.AutoConfig.from_pretrained(base_dir(cache))
-    return {"label": f"{settings.base_source().name} (B) and its full GSM8K fine-tune (R)",
+    task = f"generated {settings.task} problems" if settings.task else "GSM8K"
+    return {"label": f"{settings.base_source().name} (B) and its full {task} fine-tune (R)",
             "base": settings.base_source().name, "tuned": "B + sfn freeze --train all (this study)",
             "model_type": config.model_type, "num_layers": config.num_hidden_layers,
-            "parameters": _done(cache, "base")["parameters"], "benchmark": "gsm8k", "provenance": {}}
+            "parameters": _done(cache, "base")["parameters"], "benchmark": settings.task or "gsm8k", "provenance": {}}
 
 
 def _delta(cache: Path, staging: Path) -> dict[str, Any]:
     folder = staging / LAYOUT.delta_dir
     folder.mkdir()
-    for name in DELTA_FILES:
-        shutil.copy2(job_dir(cache, "delta") / "delta" / name, folder / name)
-    return LAYOUT.delta_entry({name: f"{LAYOUT.delta_dir}/{name}.png" for name in ("norms", "histograms", "heatmap")})
+    written = job_dir(cache, "delta") / "delta"
+    for name in ("delta.csv", "heads.csv", "summary.json", *(f"{figure}.png" for figure in DELTA_FIGURES)):
+        if (written / name).is_file():
+            shutil.copy2(written / name, folder / name)
+    return LAYOUT.delta_entry({name: f"{LAYOUT.delta_dir}/{name}.png" for name in DELTA_FIGURES
+                               if (folder / f"{name}.png").is_file()})
+
+
+def _map(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
+    """The map's table, summary and figures, and the task probe it scored."""
+    from study_jobs import map_dir, probe_file
+
+    folder = staging / LAYOUT.map_dir
+    shutil.copytree(map_dir(cache), folder)
+    shutil.copy2(probe_file(cache, settings), folder / probe_file(cache, settings).name)
+    figures = {path.stem: f"{LAYOUT.map_dir}/{path.name}" for path in sorted(folder.glob("*.png"))}
+    return LAYOUT.map_entry(figures, f"{LAYOUT.map_dir}/{probe_file(cache, settings).name}")
 
 
 def _merge(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
     from sfn.experiments.merge_table import export_columns, merge_row
 
     rows, samples = [], []
-    for label, _, taken in settings.merge_variants:
-        rows.append(merge_row(label, taken, _done(cache, f"eval:{label}")["summary"]))
+    for label in settings.merge_labels():
+        done = _done(cache, f"eval:{label}")
+        taken = settings.variants()[label][1] or done.get("taken")
+        shown = merge_label(label, done)
+        rows.append(merge_row(shown, taken, done["summary"]))
         frame = _samples(cache, label)
-        samples.append(frame[export_columns(frame)].assign(variant=label))
+        samples.append(frame[export_columns(frame)].assign(variant=shown))
     (staging / LAYOUT.merge_dir).mkdir()
     pd.DataFrame(rows).to_csv(staging / LAYOUT.merge_table, index=False)
     pd.concat(samples, ignore_index=True).to_json(staging / LAYOUT.merge_samples, orient="records", lines=True,
                                                   force_ascii=False)
     return LAYOUT.merge_entry()
+
+
+def merge_label(label: str, done: dict[str, Any]) -> str:
+    """A Merge row's label: the map's best cells are named by the cell they take ('B + R's o@15-17 (map #1)')."""
+    return f"B + R's {done['taken']} ({label})" if label.startswith("map #") else label
 
 
 def _destruction(cache: Path, staging: Path, settings: StudySettings) -> dict[str, Any]:
@@ -138,10 +169,14 @@ def _stage_seconds(cache: Path, settings: StudySettings) -> dict[str, float]:
     def total(names: list[str]) -> float:
         return round(sum(_done(cache, name)["seconds"] for name in names), 1)
 
-    evaluated = {label for label, _, _ in settings.merge_variants}
-    return {"delta": total(["delta"]), "merge": total([f"eval:{label}" for label in evaluated]),
-            "destruction": total(["destroy"]),
-            "freeze": total([f"train:{p}" for p in settings.presets] + [f"eval:{p}" for p in settings.presets if p != "all"])}
+    from study_settings import run_label, train_name
+
+    runs = settings.runs()
+    seconds = {"delta": total(["delta"]), "merge": total([f"eval:{label}" for label in settings.merge_labels()]),
+               "destruction": total(["destroy"]),
+               "freeze": total([f"train:{train_name(*run)}" for run in runs] +
+                               [f"eval:{run_label(*run)}" for run in runs if run != ("all", 0)])}
+    return {**seconds, "map": total(["map"])} if settings.map_window else seconds
 
 
 # ---- the README's tables --------------------------------------------------------------------

@@ -98,6 +98,38 @@ def split(task: str, seed: int, held_out: int, train: int) -> tuple[list[dict[st
     return test, [next(drawn) for _ in range(train)]
 
 
+FEW_SHOT_STOP = "\n\nQuestion:"  # where a base model starts a next example after its answer
+
+
+def few_shot_template(task: str, shots: int, excluded: list[dict[str, str]]) -> str:
+    """A plain prompt of `shots` worked solutions (seed 1, none of them an `excluded` problem), then the question."""
+    return example_prompt(examples(task, 1, shots, excluded)).replace("{", "{{").replace("}", "}}") + "Question: {question}\nAnswer:"
+
+
+def examples(task: str, seed: int, count: int, excluded: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The first `count` problems of `seed`'s sequence that are not `excluded` (by question)."""
+    skip, chosen = {row["question"] for row in excluded}, []
+    for row in problems(task, seed):
+        if len(chosen) == count:
+            return chosen
+        if row["question"] not in skip:
+            chosen.append(row)
+    raise AssertionError("unreachable: the sequence is endless")
+
+
+def example_prompt(rows: list[dict[str, str]]) -> str:
+    return "".join(f"Question: {row['question']}\nAnswer: {row['answer']}\n\n" for row in rows)
+
+
+def probe_rows(task: str, count: int, shots: int, excluded: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The map's task probe ({prompt, text} rows): `count` problems of seed 2 that are not `excluded` (the
+    study's held-out and training problems), each prompted as in the evaluation, with its worked solution,
+    the text R was trained to write, as the text scored token by token."""
+    prompt = example_prompt(examples(task, 1, shots, excluded))
+    return [{"prompt": f"{prompt}Question: {row['question']}\nAnswer:", "text": " " + row["answer"]}
+            for row in examples(task, 2, count, excluded)]
+
+
 def write_jsonl(rows: list[dict[str, str]], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))

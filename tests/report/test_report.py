@@ -245,3 +245,30 @@ def test_the_layout_names_the_files_the_experiments_write() -> None:
     assert LAYOUT.merge_samples == f"{LAYOUT.merge_dir}/{SAMPLES_FILE}"
     assert LAYOUT.destruction_table == f"{LAYOUT.destruction_dir}/{DESTRUCTION_FILE}"
     assert LAYOUT.freeze_table == f"{LAYOUT.freeze_dir}/{COMPARE_CSV}"
+
+
+def test_a_map_of_two_probes_is_reported_on_the_probe_the_index_names(demo_dir, tmp_path):
+    """`sfn map --probe A --probe B` scores every cell on both; the report's Map section and finding read
+    the probe of the folder's index, not the best cell of any probe."""
+    import json
+
+    import pandas as pd
+
+    from sfn.report import write_report
+
+    folder = tmp_path / "demo"
+    shutil.copytree(demo_dir, folder)
+    table = pd.read_csv(folder / "map" / "map.csv", keep_default_na=False, na_values=[""])
+    other = table.assign(probe="conversation")
+    planted = (other["mode"] == "transplant") & (other["kind"] == "gate") & (other["layers"] != "all")
+    other.loc[planted, "recovered_share"] = 0.99  # the best cell of all, on the other probe
+    pd.concat([table, other]).to_csv(folder / "map" / "map.csv", index=False)
+    index = json.loads((folder / "demo.json").read_text())
+    probe = index["map"]["probe"].rsplit("/", 1)[-1].removesuffix(".jsonl")
+    best = table[(table["mode"] == "transplant") & (table["layers"] != "all")].sort_values(
+        "recovered_share", ascending=False, kind="stable").iloc[0]
+    write_report(folder)
+    finding = next(line for line in (folder / "report.md").read_text().splitlines()
+                   if line.startswith("> **Finding.** transplanting"))
+    assert probe == "probe" and "99%" not in finding
+    assert f"transplanting R's {best['kind']} in layers {best['layers']} alone" in finding

@@ -51,7 +51,7 @@ def test_held_out_and_training_problems_share_no_question(task: str) -> None:
 
 
 def test_the_pilots_few_shot_prompt_holds_no_held_out_problem() -> None:
-    from pilot import few_shot_template
+    from tasks import few_shot_template
 
     held_out = split("short_sum", seed=0, held_out=100, train=0)[0]
     # Seed 1's first problems, with one of them put into the held-out set: the prompt must skip it.

@@ -1,4 +1,5 @@
-"""Generation with a `transformers` model: batched, left-padded, with the KV cache (via `generate`)."""
+"""Generation with a `transformers` model: batched, left-padded, with the KV cache (via `generate`),
+and the prompts' shared prefix prefilled once (`shared_prefix.py`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from sfn.eval.backends.base import Completion
+from sfn.eval.backends.shared_prefix import SharedPrefix, layout, shared_prefix
 
 
 def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
@@ -25,7 +27,9 @@ class HFBackend:
     Prompts are sorted by length before batching (less padding) and answers returned in the
     original order. With `do_sample`, every prompt draws its tokens from its own generator, seeded
     from `seeds` (one per prompt) or else from `seed` and its position: a prompt's sample does not
-    depend on the batch size or on which prompts share its batch.
+    depend on the batch size or on which prompts share its batch. With `share_prefix`, the tokens
+    all prompts of a call start with (a few-shot block) are run through the model once, not once per
+    batch; `share_prefix=False` prefills every prompt whole.
     """
 
     def __init__(
@@ -38,6 +42,7 @@ class HFBackend:
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int = 0,
+        share_prefix: bool = True,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -46,6 +51,7 @@ class HFBackend:
         self.temperature = temperature
         self.top_p = top_p
         self.seed = seed
+        self.share_prefix = share_prefix
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
@@ -77,24 +83,21 @@ class HFBackend:
         if seeds is None:
             seeds = [self.seed * 1_000_003 + index for index in range(len(prompts))]
         order = sorted(range(len(prompts)), key=lambda index: -len(encoded[index]))
+        shared = shared_prefix(self.model, encoded) if self.share_prefix else None
         results: dict[int, Completion] = {}
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             completions = self._generate_batch([encoded[i] for i in batch], [max_new_tokens[i] for i in batch], stop,
-                                               min_new_tokens, [seeds[i] for i in batch])
+                                               min_new_tokens, [seeds[i] for i in batch], shared)
             results.update(zip(batch, completions))
         return [results[index] for index in range(len(prompts))]
 
     @torch.inference_mode()
     def _generate_batch(self, encoded: list[list[int]], limits: list[int], stop: Sequence[str], minimum: int,
-                        seeds: list[int]) -> list[Completion]:
-        width = max(len(ids) for ids in encoded)
+                        seeds: list[int], shared: SharedPrefix | None) -> list[Completion]:
         device = self.model.device
-        input_ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, ids in enumerate(encoded):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention_mask[row, width - len(ids) :] = 1
+        input_ids, attention_mask = layout(encoded, self.pad_id, shared)
+        width = input_ids.shape[1]
         criteria = StoppingCriteriaList([_RowLimits(self.tokenizer, width, limits, stop)])
         processors = []
         if minimum:
@@ -116,6 +119,7 @@ class HFBackend:
             temperature=None,
             top_p=None,
             top_k=None,
+            **(shared.for_batch(len(encoded)) if shared else {}),
         )
         return [self._completion(row[width:].tolist(), limit, stop) for row, limit in zip(output.cpu(), limits)]
 

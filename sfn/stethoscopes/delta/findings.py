@@ -50,6 +50,11 @@ def shape_sentence(summary: pd.DataFrame, heads: pd.DataFrame) -> str:
         low, high = by_changed.iloc[0], by_changed.iloc[-1]
         if low["kind"] == high["kind"]:
             clauses.append(f"{low['kind']} changed {low['median_changed_share']:.1%} of its elements")
+        elif high["median_changed_share"] - low["median_changed_share"] < 5e-4:
+            # A dense update (every element moved, as full-precision fine-tunes do): naming a fewest
+            # and a most that print the same share would only look like a difference.
+            floor = math.floor(low["median_changed_share"] * 1e4) / 1e2  # rounded down: never "at least 100%"
+            clauses.append(f"every kind changed at least {floor:.2f}% of its elements (median over layers)")
         else:
             clauses.append(f"{low['kind']} changed the fewest elements ({low['median_changed_share']:.1%}, median over "
                            f"layers) and {high['kind']} the most ({high['median_changed_share']:.1%})")

@@ -244,3 +244,13 @@ def test_cli_takes_the_new_options(tiny_model_dir, tuned_dir, tmp_path):
     assert (tmp_path / "o" / "histograms_clamped.png").is_file() and (tmp_path / "o" / "heads.png").is_file()
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["spectral_sketch"] == str(sketch_dtype()).removeprefix("torch.")
+
+
+def test_a_dense_update_is_not_described_as_a_fewest_and_a_most():
+    from sfn.stethoscopes.delta.findings import shape_sentence
+
+    summary = pd.DataFrame({"kind": ["q", "o", "up"], "layers": [4, 4, 4], "median_changed_share": [0.99991, 1.0, 0.99995]})
+    sentence = shape_sentence(summary, pd.DataFrame())
+    assert sentence == "Every kind changed at least 99.99% of its elements (median over layers)."
+    summary["median_changed_share"] = [0.5, 1.0, 0.9]
+    assert shape_sentence(summary, pd.DataFrame()).startswith("Q changed the fewest elements (50.0%")
