@@ -155,6 +155,10 @@ def _merge(cache: Path, settings: StudySettings, evaluations: dict[str, Any]) ->
         if label.startswith("map #"):
             values[f"cell_{key}"] = taken
     values["merge_table"] = _markdown(pd.DataFrame(rows))
+    # The map's best cells, however many the profile evaluates (`map_top`).
+    maps = [label for label in settings.merge_labels() if label.startswith("map #")]
+    values["map_cells"] = ", ".join(values[f"cell_{placeholder_key(label)}"] for label in maps)
+    values["map_cells_accuracy"] = ", ".join(values[f"acc_{placeholder_key(label)}"] for label in maps)
     return values
 
 

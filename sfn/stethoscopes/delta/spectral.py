@@ -160,13 +160,16 @@ def _squared_norm(block: torch.Tensor) -> float:
 
 
 def _shares(frobenius: float, sigma: torch.Tensor, in_base: float) -> dict[str, float]:
+    # The float32 basis is orthonormal only to ~1e-4 on large matrices (how much depends on the CPU's
+    # matmul kernels), so an estimate can overshoot the exact F by that much: shares are capped at 1
+    # and the stable rank floored at 1, the bounds they have exactly.
     energy = (sigma.double() ** 2).cumsum(0)
     first = float(energy[0])
     return {
         "sv1_share": min(first / frobenius, 1.0),
         "energy_at_8": min(float(energy[min(8, len(energy)) - 1]) / frobenius, 1.0),
         "energy_at_64": min(float(energy[min(TOP, len(energy)) - 1]) / frobenius, 1.0),
-        "stable_rank": frobenius / first if first > 0 else math.nan,
+        "stable_rank": max(frobenius / first, 1.0) if first > 0 else math.nan,
         "base_subspace_share": min(in_base / frobenius, 1.0),
     }
 
