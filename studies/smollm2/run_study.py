@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                                          (settings.gsm8k_train, settings.gsm8k_test) if not Path(path).is_file()]
     if settings.base and not Path(settings.base).exists():
         problems.append(f"--base {settings.base} does not exist")
+    if settings.workers < 1:
+        problems.append(f"--workers {settings.workers}: at least one job must run at a time (default 2)")
     if problems:
         print("cannot run the study:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2

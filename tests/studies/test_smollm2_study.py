@@ -76,6 +76,12 @@ def test_a_missing_base_is_reported_before_any_work(tmp_path):
     assert result.returncode == 2 and "--base" in result.stderr and "nowhere" in result.stderr
 
 
+def test_no_workers_is_refused_before_the_cache_is_made(tmp_path):
+    result = subprocess.run([sys.executable, str(STUDY / "run_study.py"), "--profile", "smoke_task", "--workers", "0",
+                             "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--workers 0" in result.stderr and not (tmp_path / "cache").exists()
+
+
 @pytest.mark.parametrize("folder", [STUDY, STUDY / "two_step"], ids=["gsm8k", "two_step"])
 def test_the_committed_study_reads_as_this_sfn_reports_it(folder, tmp_path):
     """studies/smollm2/results/report.md (and two_step/'s) and the README's verdicts are what today's
