@@ -28,6 +28,7 @@ import torch
 from numba import njit, prange
 
 from baseline import load_average
+from sfn.io.dtypes import tensor_bits
 from sfn.stethoscopes.delta import kernel
 from sfn.stethoscopes.delta.stats import FINE_BINS
 
@@ -82,6 +83,14 @@ def kernel_without(lines: list[str]) -> types.ModuleType:
     return module
 
 
+def block_pair(module: types.ModuleType, base: torch.Tensor, tuned: torch.Tensor) -> tuple:
+    """The bf16 pair as `module.accumulate` takes it: kernel arrays of the stored bits (this sfn), or
+    the tensors themselves (kernels before the torch-free reader of 2026-12-06)."""
+    if hasattr(module, "pair_arrays"):
+        return module.pair_arrays(tensor_bits(base), "bfloat16", tensor_bits(tuned), "bfloat16")
+    return base, tuned
+
+
 def stage_profile(base: torch.Tensor, tuned: torch.Tensor, bins: int, repeat: int) -> None:
     numba.set_num_threads(1)
     variants = {"all stages": []}
@@ -92,7 +101,8 @@ def stage_profile(base: torch.Tensor, tuned: torch.Tensor, bins: int, repeat: in
     for name, lines in variants.items():
         module = kernel_without(lines)
         sums, hist = module.new_buffers(bins)
-        _, cpu = best_of(lambda: module.accumulate(base, tuned, 1e-8, (-1.0, 1.0), sums, hist), repeat)
+        pair = block_pair(module, base, tuned)
+        _, cpu = best_of(lambda: module.accumulate(*pair, 1e-8, (-1.0, 1.0), sums, hist), repeat)
         total = total or cpu
         print(f"{name:44} {cpu * 1e3:7.1f} {cpu / base.numel() * 1e9:8.2f} {cpu / total:11.0%}")
 
@@ -119,7 +129,7 @@ def main() -> None:
     weights = 0.02 * torch.randn(args.elements, generator=generator)
     base = weights.to(torch.bfloat16)
     tuned = (weights * (1 + 0.002 * torch.randn(args.elements, generator=generator))).to(torch.bfloat16)
-    base_bits, tuned_bits = kernel.as_kernel_array(base), kernel.as_kernel_array(tuned)
+    base_bits, tuned_bits = block_pair(kernel, base, tuned)
     bins = 2001 * -(-FINE_BINS // 2001)  # the fine histogram `ChangeAccumulator` asks for
     kernels = {"kernel": kernel}
     if args.baseline:
@@ -133,7 +143,8 @@ def main() -> None:
         runs = {"floor": lambda: floor_sum(base_bits, tuned_bits, out)}
         for name, module in kernels.items():
             sums, hist = module.new_buffers(bins)
-            runs[name] = lambda module=module, sums=sums, hist=hist: module.accumulate(base, tuned, 1e-8, (-1.0, 1.0), sums, hist)
+            pair = block_pair(module, base, tuned)
+            runs[name] = lambda module=module, sums=sums, hist=hist, pair=pair: module.accumulate(*pair, 1e-8, (-1.0, 1.0), sums, hist)
         floor = None
         for name, run in runs.items():
             wall, cpu = best_of(run, args.repeat)

@@ -1,7 +1,8 @@
 """The lazy checkpoint interface every reader implements.
 
 A `Checkpoint` knows tensor names, shapes, dtypes and the model config without reading tensor data;
-`read` returns one tensor (or one block of its leading-dimension rows) at a time, and `release` lets
+`read` returns one tensor (or one block of its leading-dimension rows) at a time, `read_bits` the same
+as stored bits in a numpy array (no torch needed: the Delta stethoscope's path), and `release` lets
 the reader drop the pages it mapped so that memory does not grow with model size.
 """
 
@@ -10,16 +11,35 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
+
+from sfn.io.dtypes import ITEMSIZE, dtype_name, tensor_bits, torch_dtype
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """A tensor's name, shape and dtype, stored by name ("bfloat16"; a torch dtype given is kept by its name)."""
+
     name: str
     shape: tuple[int, ...]
-    dtype: torch.dtype
+    dtype_name: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dtype_name", dtype_name(self.dtype_name))
+
+    @property
+    def dtype(self) -> "torch.dtype":
+        """The torch dtype (imports torch)."""
+        return torch_dtype(self.dtype_name)
+
+    @property
+    def itemsize(self) -> int:
+        return ITEMSIZE[self.dtype_name]
 
     @property
     def numel(self) -> int:
@@ -27,7 +47,7 @@ class TensorInfo:
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.dtype.itemsize
+        return self.numel * self.itemsize
 
 
 class Checkpoint(ABC):
@@ -43,11 +63,17 @@ class Checkpoint(ABC):
         """All tensors in storage order, without reading data."""
 
     @abstractmethod
-    def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
+    def read(self, name: str, rows: slice | None = None) -> "torch.Tensor":
         """Tensor `name` (or rows `rows` of its first dimension) in its stored dtype.
 
         The result may share memory with a read-only mapping: copy before writing to it.
         """
+
+    def read_bits(self, name: str, rows: slice | None = None) -> np.ndarray:
+        """What `read` returns, as its stored bits: a numpy array of unsigned integers of the item's
+        width (uint16 for bfloat16), in the tensor's shape; `info(name).dtype_name` says how to decode
+        them (`sfn.io.dtypes.to_float32`). Readers that map files override this to skip torch."""
+        return tensor_bits(self.read(name, rows))
 
     def release(self, name: str) -> None:
         """Drop cached/mapped pages of `name`; called after its last use."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from sfn.errors import SfnError
 from sfn.io.checkpoint import Checkpoint, TensorInfo
+
+if TYPE_CHECKING:
+    import torch
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 PICKLE_REFUSAL = (
@@ -43,6 +44,8 @@ class PickleCheckpoint(Checkpoint):
     """Tensors from `torch.load(weights_only=True, mmap=True)`; the whole state dict is mapped, not copied."""
 
     def __init__(self, path: str | Path, source: str | None = None):
+        import torch
+
         path = Path(path)
         self.source = source or str(path)
         self._tensors: dict[str, torch.Tensor] = {}
@@ -71,6 +74,8 @@ class PickleCheckpoint(Checkpoint):
 
 
 def _load_weights_only(file: Path) -> Any:
+    import torch
+
     try:
         try:
             return torch.load(file, map_location="cpu", weights_only=True, mmap=True)

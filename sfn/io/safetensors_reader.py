@@ -14,30 +14,19 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from sfn.errors import SfnError, SfnErrors
 from sfn.io.checkpoint import Checkpoint, TensorInfo
+from sfn.io.dtypes import BITS, ITEMSIZE, SAFETENSORS_CODES
 from sfn.io.mapping import DONTNEED, WILLNEED, FileMapping
 
+if TYPE_CHECKING:
+    import torch
+
 INDEX_NAME = "model.safetensors.index.json"
-SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U64": torch.uint64,
-    "U32": torch.uint32,
-    "U16": torch.uint16,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-    "F8_E4M3": torch.float8_e4m3fn,
-    "F8_E5M2": torch.float8_e5m2,
-}
 
 
 def read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
@@ -79,7 +68,7 @@ def _check_header(path: Path, header: Any, data_start: int) -> None:
         except (TypeError, KeyError, ValueError):
             problems.append(f"is not a safetensors file (bad header entry for {name!r}: it needs dtype, shape and two data_offsets)")
             continue
-        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_CODES:
             problems.append(f"tensor {name!r} has unsupported dtype {dtype}")
             continue
         if not isinstance(shape, list) or not all(_is_count(dim) for dim in shape):
@@ -94,7 +83,7 @@ def _check_header(path: Path, header: Any, data_start: int) -> None:
                 f"{file_size} bytes; download or write it again"
             )
             continue
-        expected = math.prod(shape) * SAFETENSORS_DTYPES[dtype].itemsize
+        expected = math.prod(shape) * ITEMSIZE[SAFETENSORS_CODES[dtype]]
         if end - begin != expected:
             problems.append(f"tensor {name!r} has {end - begin} bytes but shape {shape} of {dtype} needs {expected}")
             continue
@@ -182,7 +171,7 @@ class SafetensorsCheckpoint(Checkpoint):
         for mapped in self.files:
             entries = sorted(mapped.header.items(), key=lambda item: item[1]["data_offsets"][0])
             for name, entry in entries:
-                self._infos[name] = TensorInfo(name, tuple(entry["shape"]), SAFETENSORS_DTYPES[entry["dtype"]])
+                self._infos[name] = TensorInfo(name, tuple(entry["shape"]), SAFETENSORS_CODES[entry["dtype"]])
                 self._file_of[name] = mapped
         self.config = self._load_config()
 
@@ -221,26 +210,39 @@ class SafetensorsCheckpoint(Checkpoint):
     def tensors(self) -> dict[str, TensorInfo]:
         return self._infos
 
-    def read(self, name: str, rows: slice | None = None) -> torch.Tensor:
+    def read(self, name: str, rows: slice | None = None) -> "torch.Tensor":
+        import torch
+
+        mapped, begin, shape = self._locate(name, rows)
+        dtype = self.info(name).dtype
+        if math.prod(shape) == 0:
+            return torch.empty(shape, dtype=dtype)
+        with warnings.catch_warnings():
+            # The mapping is read-only on purpose; callers copy before writing.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.frombuffer(mapped.mm, dtype=dtype, count=math.prod(shape), offset=begin).view(shape)
+
+    def read_bits(self, name: str, rows: slice | None = None) -> np.ndarray:
+        """A read-only view of the mapped bytes (no copy, no torch)."""
+        mapped, begin, shape = self._locate(name, rows)
+        bits = BITS[self.info(name).itemsize]
+        if math.prod(shape) == 0:
+            return np.empty(shape, dtype=bits)
+        return np.frombuffer(mapped.mm, dtype=bits, count=math.prod(shape), offset=begin).reshape(shape)
+
+    def _locate(self, name: str, rows: slice | None) -> tuple[_SafetensorsFile, int, list[int]]:
+        """(file, first byte, shape) of tensor `name` or of its rows `rows`."""
         info = self.info(name)
         mapped = self._file_of[name]
         begin, _ = mapped.byte_range(name)
         shape = list(info.shape)
-        row_elems = math.prod(shape[1:]) if shape else 1
         if rows is not None and shape:
             start, stop, step = rows.indices(shape[0])
             if step != 1:
                 raise ValueError("row slices must be contiguous")
-            begin += start * row_elems * info.dtype.itemsize
+            begin += start * math.prod(shape[1:]) * info.itemsize
             shape[0] = max(stop - start, 0)
-        count = math.prod(shape)
-        if count == 0:
-            return torch.empty(shape, dtype=info.dtype)
-        with warnings.catch_warnings():
-            # The mapping is read-only on purpose; callers copy before writing.
-            warnings.simplefilter("ignore", UserWarning)
-            flat = torch.frombuffer(mapped.mm, dtype=info.dtype, count=count, offset=begin)
-        return flat.view(shape)
+        return mapped, begin, shape
 
     def prefetch(self, name: str) -> None:
         self._file_of[name].advise(*self._file_of[name].byte_range(name), WILLNEED)

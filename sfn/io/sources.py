@@ -4,21 +4,23 @@ read as a `Checkpoint`, so every function that takes a model takes all of them a
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Union
-
-import torch
+from typing import TYPE_CHECKING, Any, Union
 
 from sfn.errors import SfnError
 from sfn.io.checkpoint import Checkpoint, TensorInfo
 from sfn.io.resolve import open_checkpoint
 from sfn.io.safetensors_reader import SafetensorsCheckpoint
 
+if TYPE_CHECKING:
+    import torch
+
 #: a path or hub id, an open `Checkpoint`, a loaded model (`torch.nn.Module`, e.g. a transformers
 #: `PreTrainedModel`) or a state dict (name -> tensor)
-ModelSource = Union[str, os.PathLike, Checkpoint, torch.nn.Module, Mapping[str, torch.Tensor]]
+ModelSource = Union[str, os.PathLike, Checkpoint, "torch.nn.Module", Mapping[str, "torch.Tensor"]]
 
 
 class ModelTensors(Checkpoint):
@@ -31,6 +33,8 @@ class ModelTensors(Checkpoint):
     """
 
     def __init__(self, model: torch.nn.Module | Mapping[str, torch.Tensor], *, source: str | None = None):
+        import torch
+
         self.model = model
         if isinstance(model, torch.nn.Module):
             config = getattr(model, "config", None)
@@ -56,6 +60,8 @@ class ModelTensors(Checkpoint):
 
 
 def _untied(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    import torch
+
     kept: dict[str, torch.Tensor] = {}
     seen: set[tuple[int, tuple[int, ...], tuple[int, ...]]] = set()
     for name, tensor in state.items():
@@ -69,9 +75,15 @@ def _untied(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return kept
 
 
+def _is_module(source: object) -> bool:
+    """Whether `source` is a torch module, without importing torch (a module exists only once torch is imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(source, torch.nn.Module)
+
+
 def is_loaded(source: object) -> bool:
     """Whether `source` is a model in memory (a module or a state dict) rather than something to open."""
-    return isinstance(source, (torch.nn.Module, Mapping))
+    return isinstance(source, Mapping) or _is_module(source)
 
 
 @contextmanager
@@ -98,7 +110,7 @@ def source_name(source: ModelSource) -> str:
     """How `source` is named in messages and provenance (a loaded model by where it was loaded from)."""
     if isinstance(source, Checkpoint):
         return str(source.source)
-    if isinstance(source, torch.nn.Module):
+    if _is_module(source):
         return str(getattr(source, "name_or_path", "") or type(source).__name__)
     if isinstance(source, Mapping):
         return "state dict"

@@ -31,11 +31,12 @@ import torch
 from sfn.errors import SfnError
 from sfn.io.checkpoint import Checkpoint, TensorInfo
 from sfn.io.full_disk import is_no_space, no_space_error
+from sfn.io.dtypes import SAFETENSORS_CODES, torch_dtype
 from sfn.io.guard import guard_output
-from sfn.io.safetensors_reader import SAFETENSORS_DTYPES, SafetensorsCheckpoint
+from sfn.io.safetensors_reader import SafetensorsCheckpoint
 
 log = logging.getLogger("sfn")
-DTYPE_NAMES: dict[torch.dtype, str] = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
+DTYPE_NAMES: dict[torch.dtype, str] = {torch_dtype(name): code for code, name in SAFETENSORS_CODES.items()}
 # Kernel-side file-to-file copy is Linux-only (no `os.copy_file_range` on macOS or Windows): without
 # it, and where the kernel refuses (across filesystems), tensors are copied through a bounded buffer.
 copy_file_range = getattr(os, "copy_file_range", None)

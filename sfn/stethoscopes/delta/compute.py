@@ -8,58 +8,35 @@ size; the kernel reads the memory-mapped bytes directly while the OS reads ahead
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
-from sfn.stethoscopes.delta.heads import HEAD_COLUMNS, HeadAccumulator, head_layout, heads_table
-from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS, SpectralWorkers, sketch_dtype
-from sfn.stethoscopes.delta.stats import ChangeAccumulator
 from sfn.errors import SfnErrors
 from sfn.io import Checkpoint
 from sfn.io.sources import ModelSource, opened
 from sfn.registry import ModuleMap, ModulePart, Selector, module_map
 from sfn.registry.kinds import KINDS
+from sfn.stethoscopes.delta import kernel
+from sfn.stethoscopes.delta.columns import RESULT_COLUMNS, SPECTRAL_COLUMNS
+from sfn.stethoscopes.delta.heads import HEAD_COLUMNS, HeadAccumulator, head_layout, heads_table
+from sfn.stethoscopes.delta.stats import ChangeAccumulator
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_BINS = 2001  # fine enough (0.001 over [-1, 1]) for the figure to zoom into small changes
 DEFAULT_CLIP = (-1.0, 1.0)
 DEFAULT_EPS = 1e-8
 DEFAULT_TOL = 1e-3  # moved_share counts |W_R - W_B| > tol x |W_B|
 BLOCK_ELEMENTS = 1 << 24  # elements per streamed block: 32 MiB of bf16 pages at a time
-RESULT_COLUMNS = [
-    "layer",
-    "kind",
-    "abs_norm",
-    "rel_norm",
-    "base_norm",
-    "tuned_norm",
-    "cosine",
-    "max_abs_delta",
-    "r_mean",
-    "r_std",
-    "clipped_share",
-    "bimodality_coef",
-    "centre_share",
-    "bimodal",
-    "changed_share",
-    "moved_share",
-    "edge_share",
-    "clamped_bimodality_coef",
-    "clamp_bimodal",
-    "nonfinite",
-    "numel",
-    "tensors",
-    "note",
-    "histogram",
-    "clamped_histogram",
-]
 
 
 @dataclass(frozen=True)
@@ -185,7 +162,7 @@ def delta(
             "tol": options.tol,
             "spectral": spectral,
             # the dtype the randomized sketches multiplied in: bf16 on CPUs with native bf16, else float32
-            "spectral_sketch": str(sketch_dtype()).removeprefix("torch.") if spectral else None,
+            "spectral_sketch": _sketch_name() if spectral else None,
             "missing_in_base": plan.missing_in_base,
             "missing_in_tuned": plan.missing_in_tuned,
         }
@@ -278,7 +255,10 @@ def _stream(
     streamed = _Streamed({}, [], [])
     total = sum(_pair_bytes(base, tuned, p) for p in pairs)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="delta", disable=not progress, leave=False)
-    with bar, SpectralWorkers(enabled=spectral) as workers:
+    if pairs:  # read the first pair ahead while the kernel loads from numba's cache
+        base.prefetch(pairs[0].base.tensor)
+        tuned.prefetch(pairs[0].tuned.tensor)
+    with bar, _spectral_workers(spectral) as workers:
         for i, pair in enumerate(pairs):
             if i + 1 < len(pairs):
                 upcoming = pairs[i + 1]
@@ -294,11 +274,13 @@ def _stream(
             if why_not and why_not not in streamed.notes:
                 streamed.notes.append(f"no per-head rows: {why_not}")
             nonfinite_before = accumulator.nonfinite
+            base_dtype, tuned_dtype = base.info(pair.base.tensor).dtype_name, tuned.info(pair.tuned.tensor).dtype_name
             blocks = zip(
                 iter_part_blocks(base, pair.base, options.block_elements, pair.row_limit),
                 iter_part_blocks(tuned, pair.tuned, options.block_elements, pair.row_limit),
             )
-            for base_block, tuned_block in blocks:
+            for base_bits, tuned_bits in blocks:
+                base_block, tuned_block = kernel.pair_arrays(base_bits, base_dtype, tuned_bits, tuned_dtype)
                 accumulator.update(base_block, tuned_block)
                 if heads is not None:
                     heads.update(base_block, tuned_block)
@@ -324,6 +306,21 @@ def _stream(
     return streamed
 
 
+def _spectral_workers(spectral: bool) -> contextlib.AbstractContextManager:
+    """`SpectralWorkers` under `spectral`; otherwise nothing (and torch, which they need, is not imported)."""
+    if not spectral:
+        return contextlib.nullcontext()
+    from sfn.stethoscopes.delta.spectral import SpectralWorkers
+
+    return SpectralWorkers()
+
+
+def _sketch_name() -> str:
+    from sfn.stethoscopes.delta.spectral import sketch_dtype
+
+    return str(sketch_dtype()).removeprefix("torch.")
+
+
 def _pair_copies(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> tuple[torch.Tensor, torch.Tensor]:
     """Copies of a pair, in their stored dtype, for `spectral_stats` on a worker thread. Its pages are
     released again afterwards: the stream may have released them already, and this read mapped them back."""
@@ -337,9 +334,7 @@ def _pair_copies(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> tuple[torc
 
 
 def _pair_bytes(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> int:
-    return pair.base.numel * base.info(pair.base.tensor).dtype.itemsize + pair.tuned.numel * tuned.info(
-        pair.tuned.tensor
-    ).dtype.itemsize
+    return pair.base.numel * base.info(pair.base.tensor).itemsize + pair.tuned.numel * tuned.info(pair.tuned.tensor).itemsize
 
 
 def _table(streamed: _Streamed, plan: _Plan, base_map: ModuleMap, spectral: bool) -> pd.DataFrame:

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from sfn.registry import ModulePart
 from sfn.stethoscopes.delta import kernel
@@ -66,9 +65,10 @@ class HeadAccumulator:
         size = self.layout.heads * self.layout.head_dim
         self.diff_sq, self.base_sq = np.zeros(size), np.zeros(size)
 
-    def update(self, base: torch.Tensor, tuned: torch.Tensor) -> None:
-        """Add one block from `iter_part_blocks`: part rows in order, or, for a part stored transposed
-        ([in, out]), stored rows (input columns) in order with all of the part's output columns.
+    def update(self, base: np.ndarray, tuned: np.ndarray) -> None:
+        """Add one block pair of kernel arrays (`kernel.pair_arrays`) from `iter_part_blocks`: part rows
+        in order, or, for a part stored transposed ([in, out]), stored rows (input columns) in order
+        with all of the part's output columns.
         Pairs holding a NaN or inf are left out, as the kernel does."""
         # along the head axis: the block's own rows, or (other orientation) a partial sum over all of it
         by_rows = (self.part.kind == "o") == self.part.transposed

@@ -33,9 +33,10 @@ os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from numba import njit, prange  # noqa: E402
 from numba.extending import overload  # noqa: E402
+
+from sfn.io.dtypes import to_float32  # noqa: E402
 
 if not _LAYER_CHOSEN:
     numba.config.THREADING_LAYER = "workqueue"
@@ -243,56 +244,66 @@ def _line_sums(base, tuned, columns, by_rows, diff_sq, base_sq):  # pragma: no c
                     _add_squares(b, v, diff_sq[t, start : start + count], base_sq[t, start : start + count])
 
 
-def line_sums(base: torch.Tensor, tuned: torch.Tensor, by_rows: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(sum of (W_R - W_B)^2, sum of W_B^2) per row (`by_rows`) or per column of a 2-D block pair,
-    float64, pairs holding a NaN or inf left out: float32 sums of at most CHUNK terms, added in float64."""
-    if base.shape != tuned.shape or base.dim() != 2:
-        raise ValueError(f"line sums need two 2-D blocks of one shape, not {tuple(base.shape)} and {tuple(tuned.shape)}")
-    base_array, tuned_array = as_kernel_array(base), as_kernel_array(tuned)
-    if base_array.dtype != tuned_array.dtype:
-        base_array = as_kernel_array(base.to(torch.float32))
-        tuned_array = as_kernel_array(tuned.to(torch.float32))
+def line_sums(base: np.ndarray, tuned: np.ndarray, by_rows: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of (W_R - W_B)^2, sum of W_B^2) per row (`by_rows`) or per column of a 2-D block pair of
+    kernel arrays (`pair_arrays`), float64, pairs holding a NaN or inf left out: float32 sums of at
+    most CHUNK terms, added in float64."""
+    _check_pair(base, tuned)
+    if base.ndim != 2:
+        raise ValueError(f"line sums need two 2-D blocks, not {base.ndim}-D ones")
     rows, columns = base.shape
     threads = numba.get_num_threads()
     diff_sq, base_sq = np.zeros((threads, rows if by_rows else columns)), np.zeros((threads, rows if by_rows else columns))
-    if base.numel():
-        _line_sums(base_array, tuned_array, columns, by_rows, diff_sq, base_sq)
+    if base.size:
+        _line_sums(base.reshape(-1), tuned.reshape(-1), columns, by_rows, diff_sq, base_sq)
     return diff_sq.sum(axis=0), base_sq.sum(axis=0)
 
 
-def as_kernel_array(block: torch.Tensor) -> np.ndarray:
-    """A flat numpy view the kernel can read: the raw bits of bfloat16 (uint16) or float32 (uint32);
-    other dtypes are converted to float32 first."""
-    block = block.reshape(-1)
-    if not block.is_contiguous():
-        block = block.contiguous()
-    if block.dtype == torch.bfloat16:
-        return block.view(torch.uint16).numpy()
-    return block.to(torch.float32).view(torch.int32).numpy().view(np.uint32)
+def as_kernel_array(bits: np.ndarray, dtype: str, *, float32: bool = False) -> np.ndarray:
+    """What the kernel reads, read-only and in the block's shape, from stored bits of `dtype`
+    (`Checkpoint.read_bits`): bfloat16 bits as they are (uint16), float32 bits (uint32), any other
+    dtype (or bfloat16 too, with `float32`) decoded to float32 first and given as its bits."""
+    if dtype == "bfloat16" and not float32 or dtype == "float32":
+        array = np.ascontiguousarray(bits).view()
+    else:
+        array = np.ascontiguousarray(to_float32(bits, dtype)).view(np.uint32)
+    array.flags.writeable = False  # one compiled signature, whether the bits are mapped or copied
+    return array
+
+
+def pair_arrays(base: np.ndarray, base_dtype: str, tuned: np.ndarray, tuned_dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel arrays of a block pair, in one form: a pair stored in different dtypes (a bfloat16 base
+    and a float32 tune) is read as float32 on both sides."""
+    widen = base_dtype != tuned_dtype
+    return as_kernel_array(base, base_dtype, float32=widen), as_kernel_array(tuned, tuned_dtype, float32=widen)
+
+
+def _check_pair(base: np.ndarray, tuned: np.ndarray) -> None:
+    if base.shape != tuned.shape:
+        raise ValueError(f"block shapes differ: {base.shape} vs {tuned.shape}")
+    if base.dtype != tuned.dtype or base.dtype not in (np.uint16, np.uint32):
+        raise ValueError(f"the kernel reads bfloat16 (uint16) or float32 (uint32) bits, both alike, not {base.dtype} "
+                         f"and {tuned.dtype}: see pair_arrays")
 
 
 def accumulate(
-    base: torch.Tensor,
-    tuned: torch.Tensor,
+    base: np.ndarray,
+    tuned: np.ndarray,
     eps: float,
     clip: tuple[float, float],
     sums: np.ndarray,
     hist: np.ndarray,
     tol: float = 1e-3,
 ) -> None:
-    """Add one block pair to `sums` (threads x N_SUMS float64) and `hist` (threads x bins+2 int64).
+    """Add one block pair of kernel arrays (`pair_arrays`) to `sums` (threads x N_SUMS float64) and
+    `hist` (threads x bins+2 int64).
 
     `hist[:, 0]` and `hist[:, -1]` count relative changes below and above the clip range (the last
     also counts the non-finite pairs, `sums[:, NONFINITE]`). A pair counts as moved when
     |W_R - W_B| > tol x |W_B|.
     """
-    if base.numel() != tuned.numel():
-        raise ValueError(f"block sizes differ: {base.numel()} vs {tuned.numel()}")
-    base_array, tuned_array = as_kernel_array(base), as_kernel_array(tuned)
-    if base_array.dtype != tuned_array.dtype:  # e.g. bf16 base, fp32 tune
-        base_array = as_kernel_array(base.to(torch.float32))
-        tuned_array = as_kernel_array(tuned.to(torch.float32))
-    _accumulate(base_array, tuned_array, float(eps), float(tol), float(clip[0]), float(clip[1]), sums, hist)
+    _check_pair(base, tuned)
+    _accumulate(base.reshape(-1), tuned.reshape(-1), float(eps), float(tol), float(clip[0]), float(clip[1]), sums, hist)
 
 
 def new_buffers(bins: int) -> tuple[np.ndarray, np.ndarray]:

@@ -34,12 +34,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import torch
 
+from sfn.stethoscopes.delta.columns import SPECTRAL_COLUMNS
+
 SEED = 0
 TOP = 64  # singular directions kept: energy_at_64 and the base subspace of base_subspace_share
 OVERSAMPLE = 16
 POWER_ITERATIONS = 2
 BLOCK_ELEMENTS = 1 << 22  # float32 work of spectral_stats goes this many elements (16 MB) at a time
-SPECTRAL_COLUMNS = ["sv1_share", "energy_at_8", "energy_at_64", "stable_rank", "base_subspace_share"]
 
 
 def sketch_dtype() -> torch.dtype:

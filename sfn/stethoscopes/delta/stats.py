@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from sfn.stethoscopes.delta import kernel
 
@@ -73,10 +72,10 @@ class ChangeAccumulator:
         self.oversample = -(-FINE_BINS // self.bins)
         self.sums, self.hist = kernel.new_buffers(self.bins * self.oversample)
 
-    def update(self, base: torch.Tensor, tuned: torch.Tensor) -> None:
-        """Add one block; both hold the same elements in the same order, in any float dtype."""
+    def update(self, base: np.ndarray, tuned: np.ndarray) -> None:
+        """Add one block pair of kernel arrays (`kernel.pair_arrays`): the same elements in the same order."""
         kernel.accumulate(base, tuned, self.eps, self.clip, self.sums, self.hist, self.tol)
-        self.numel += base.numel()
+        self.numel += base.size
 
     @property
     def nonfinite(self) -> int:

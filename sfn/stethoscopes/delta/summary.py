@@ -14,7 +14,7 @@ from sfn.io.full_disk import staged_into
 from sfn.io.guard import guard_output
 from sfn.stethoscopes.delta.compute import DeltaResult, kinds_in
 from sfn.stethoscopes.delta.findings import clamp_notes, o_heads, shape_sentence
-from sfn.stethoscopes.delta.spectral import SPECTRAL_COLUMNS
+from sfn.stethoscopes.delta.columns import SPECTRAL_COLUMNS
 
 
 def summarize(result: DeltaResult | pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -202,3 +205,29 @@ def test_outputs_are_written(tiny_model_dir, tuned_dir, tmp_path):
     assert saved["counts"].shape == (len(result.table), result.summary["bins"])
     assert np.array_equal(saved["bin_edges"], result.bin_edges) and len(result.bin_edges) == result.summary["bins"] + 1
     assert summary["base"] == result.summary["base"] and summary["notes"] == result.notes
+
+
+# `sfn delta` on safetensors in a fresh interpreter: the whole command, figures included, reads the
+# mapped bits with numpy and numba, so a researcher's run does not wait the seconds importing torch takes.
+TORCH_FREE = r"""
+import json, sys
+from sfn.cli import main
+try:
+    main.main(["delta", *sys.argv[1:]], prog_name="sfn")
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_sfn_delta_of_two_safetensors_checkpoints_never_imports_torch(tiny_model_dir, tuned_dir, tmp_path):
+    base, tuned = tiny_model_dir("qwen2"), tuned_dir("qwen2", "o1-norm2", perturb_o_and_norm)
+    completed = subprocess.run([sys.executable, "-c", TORCH_FREE, str(base), str(tuned), "--out", str(tmp_path / "out")],
+                               capture_output=True, text=True, cwd=Path(__file__).parents[3])
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report == {"code": 0, "torch": False}, completed.stderr[-2000:]
+    written = pd.read_csv(tmp_path / "out" / "delta.csv")
+    expected = delta(base, tuned, progress=False).table  # in this process, which has torch
+    assert list(written["kind"]) == list(expected["kind"])
+    np.testing.assert_allclose(written["abs_norm"], expected["abs_norm"], rtol=1e-12)
+    assert (tmp_path / "out" / "heads.png").is_file()
