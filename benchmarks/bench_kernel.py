@@ -46,9 +46,10 @@ def floor_sum(base, tuned, out):  # pragma: no cover - compiled
         stop = min(n, (t + 1) * per_thread)
         for start in range(t * per_thread, stop, 256):
             count = min(256, stop - start)
-            for source in (base, tuned):
+            # sliced, as the kernel's chunks are: indexed at start + j the loop stayed scalar (10x slower)
+            for source in (base[start : start + count], tuned[start : start + count]):
                 for j in range(count):
-                    buffer[j] = np.uint32(source[start + j]) << np.uint32(16)
+                    buffer[j] = np.uint32(source[j]) << np.uint32(16)
                 for j in range(count):
                     total += values[j]
         out[t] = total
