@@ -69,7 +69,7 @@ kernel.accumulate(one, one, 1e-8, (-1.0, 1.0), sums, hist)
 kernel.line_sums(one, one, True)
 sys.path.insert(0, sys.argv[1])
 from measure import drop_caches
-cold = drop_caches() if sys.argv[4] == "cold" else False
+cold = drop_caches(float(sys.argv[5])) if sys.argv[4] == "cold" else False
 before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 delta(sys.argv[2], sys.argv[3], progress=False)
 wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
@@ -87,7 +87,7 @@ out = np.zeros(numba.get_num_threads(), np.float32)
 mapped = np.zeros(8, np.uint16)
 mapped.flags.writeable = False  # as the mapped bits are: compile that signature before the clock starts
 floor_sum(mapped, mapped, out)
-cold = drop_caches() if sys.argv[4] == "cold" else False
+cold = drop_caches(float(sys.argv[5])) if sys.argv[4] == "cold" else False
 before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 with opened(sys.argv[2]) as base, opened(sys.argv[3]) as tuned:
     names = list(base.tensors())
@@ -119,15 +119,20 @@ def main() -> None:
     parser.add_argument("--plots", action="store_true", help="also time `sfn delta` with its figures")
     parser.add_argument("--floor", action="store_true", help="also time a pass that only sums both checkpoints")
     parser.add_argument("--warm", action="store_true", help="keep the page cache between runs (read the pair once first)")
+    parser.add_argument("--resident", type=float, default=10.0, metavar="GIB",
+                        help="after each cache drop, touch this much memory so that every run starts with resident "
+                             "memory (see measure.drop_caches; 0 to measure the VM as it comes)")
     args = parser.parse_args()
     python = sys.executable
-    global drop_caches
-    if args.warm:
-        drop_caches = lambda: False  # noqa: E731
+
+    def cold_start() -> bool:
+        return False if args.warm else drop_caches(args.resident)
+
     _, baseline_rss = timed([python, "-c", IMPORT_BASELINE])
     baseline_rss /= 1024
-    cold = drop_caches()
-    print(f"page cache dropped before each run: {cold}; import baseline RSS {baseline_rss:.2f} GiB; "
+    cold = cold_start()
+    print(f"page cache dropped before each run: {cold} (then {args.resident:g} GiB made resident); "
+          f"import baseline RSS {baseline_rss:.2f} GiB; "
           f"load average {load_average()}\n")
     header = (f"{'pair':14} {'run':12} {'wall s':>8} {'CPU s':>7} {'peak GiB':>9} {'above base':>10} {'vs read':>8} "
               f"{'paper/sfn':>9} {'CPU/sfn':>10}")
@@ -145,7 +150,7 @@ def main() -> None:
 
         def run(name: str, command: list[str]) -> None:
             """Time one run and print its row at once (CPU ratios: robust to a loaded machine)."""
-            drop_caches()
+            cold_start()
             runs[name] = timed_cpu(command)
             wall, rss_mib, cpu = runs[name]
             rss = rss_mib / 1024
@@ -157,7 +162,7 @@ def main() -> None:
 
         def in_process(name: str, script: str) -> None:
             """A pass timed inside its child (start-up excluded); CPU ratios against the floor's pass."""
-            child = subprocess.run([*new, python, "-c", script, str(HERE), str(base), str(tuned), "warm" if args.warm else "cold"],
+            child = subprocess.run([*new, python, "-c", script, str(HERE), str(base), str(tuned), "warm" if args.warm else "cold", str(args.resident)],
                                    capture_output=True, text=True, check=True, cwd=HERE)
             wall, cpu = (float(x) for x in child.stdout.split("IN_PROCESS")[-1].split()[:2])
             runs[name] = (wall, 0.0, cpu)
