@@ -51,3 +51,16 @@ def test_write_outputs_saves_every_figure(table, tmp_path) -> None:
     for key, name in (("norms", "norms.png"), ("histograms_png", "histograms.png"), ("heatmap", "heatmap.png")):
         assert paths[key] == tmp_path / name and paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not write_outputs(table, tmp_path / "bare", plots=False).keys() & {"norms", "heatmap"}
+
+
+@pytest.mark.parametrize("o_layers", [[0, 1], [1]])
+def test_heads_figure_shares_the_layer_axis_only_when_every_kind_has_the_same_layers(o_layers, tmp_path) -> None:
+    import pandas as pd
+    from PIL import Image
+
+    from sfn.stethoscopes.delta.plots_heads import plot_heads
+
+    rows = [{"layer": layer, "kind": kind, "head": head, "share": 0.5}
+            for kind in ("q", "o") for layer in ([0, 1] if kind == "q" else o_layers) for head in range(2)]
+    path = plot_heads(pd.DataFrame(rows), tmp_path / "heads.png", title="planted")
+    assert Image.open(path).size[0] > 0
