@@ -13,10 +13,10 @@ Optional runs, measured in the same invocation so that their ratios share the ma
   spectral - `--spectral`: `sfn delta --spectral --no-plots` (randomized SVD of every 2-D update)
   old spectral - with both `--baseline` and `--spectral`: the same with the older sfn
   plots    - `--plots`: `sfn delta` with its figures (the figures' cost is plots - sfn)
-  floor only - `--floor`: a pass through both checkpoints with sfn's reader that only decodes and
-             sums every tensor pair (numba, all cores), timed inside its process like `delta() only`:
-             the floor for touching every byte once
-Also `delta() only`: `sfn.delta(BASE, TUNED)` timed inside a process that imported sfn, torch and
+  floor only - `--floor`: a pass through both checkpoints with sfn's reader and read-ahead thread
+             that only decodes and sums every tensor pair (numba, all cores), timed inside its process
+             like `delta() only`: the floor for touching every byte once
+Also `delta() only`: `sfn.delta(BASE, TUNED)` timed inside a process that imported sfn and
 numba and loaded the kernel's numba cache before the caches were dropped (start-up excluded).
 `--warm` keeps the page cache (the pair read once first), so the runs measure the computation.
 
@@ -82,6 +82,7 @@ sys.path.insert(0, sys.argv[1])
 from bench_kernel import floor_sum
 from measure import drop_caches
 import numba, numpy as np
+from sfn.io.read_ahead import fault_in, read_ahead
 from sfn.io.sources import opened
 out = np.zeros(numba.get_num_threads(), np.float32)
 mapped = np.zeros(8, np.uint16)
@@ -89,15 +90,19 @@ mapped.flags.writeable = False  # as the mapped bits are: compile that signature
 floor_sum(mapped, mapped, out)
 cold = drop_caches(float(sys.argv[5])) if sys.argv[4] == "cold" else False
 before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-with opened(sys.argv[2]) as base, opened(sys.argv[3]) as tuned:
-    names = list(base.tensors())
-    for i, name in enumerate(names):
-        if i + 1 < len(names):
-            base.prefetch(names[i + 1])
-            tuned.prefetch(names[i + 1])
-        floor_sum(base.read_bits(name).reshape(-1), tuned.read_bits(name).reshape(-1), out)  # bf16 bits
-        base.release(name)
-        tuned.release(name)
+with opened(sys.argv[2]) as base, opened(sys.argv[3]) as tuned:  # read as sfn.delta reads them
+    def blocks():
+        for name in base.tensors():
+            flat_base, flat_tuned = base.read_bits(name).reshape(-1), tuned.read_bits(name).reshape(-1)
+            for start in range(0, flat_base.size, 1 << 24):
+                yield name, flat_base[start : start + (1 << 24)], flat_tuned[start : start + (1 << 24)]
+            yield name, None, None
+    for name, base_bits, tuned_bits in read_ahead(blocks(), lambda item: item[1] is None or (fault_in(item[1]), fault_in(item[2]))):
+        if base_bits is None:
+            base.release(name)
+            tuned.release(name)
+        else:
+            floor_sum(base_bits, tuned_bits, out)  # bf16 bits
 wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
 print(f"IN_PROCESS {wall:.3f} {after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime:.3f} {cold}")
 '''

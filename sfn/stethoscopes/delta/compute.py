@@ -2,15 +2,16 @@
 
 `delta(base, tuned)` pairs the two checkpoints' module parts (fused tensors split into their
 canonical kinds), checks every mismatch before reading any tensor data, then streams each pair in
-bounded blocks through the fused statistics kernel. Memory stays near one block, whatever the model
-size; the kernel reads the memory-mapped bytes directly while the OS reads ahead the next tensor.
+bounded blocks through the fused statistics kernel. Memory stays near one tensor, whatever the model
+size; the kernel reads the memory-mapped bytes directly while a background thread faults the next
+blocks in from disk (`sfn.io.read_ahead`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,9 @@ from tqdm.auto import tqdm
 
 from sfn.errors import SfnErrors
 from sfn.io import Checkpoint
+from sfn.io.read_ahead import fault_in, read_ahead
 from sfn.io.sources import ModelSource, opened
-from sfn.registry import ModuleMap, ModulePart, Selector, module_map
+from sfn.registry import ModuleMap, ModulePart, Selector, iter_part_blocks, module_map
 from sfn.registry.kinds import KINDS
 from sfn.stethoscopes.delta import kernel
 from sfn.stethoscopes.delta.columns import RESULT_COLUMNS, SPECTRAL_COLUMNS
@@ -246,24 +248,17 @@ class _Streamed:
 def _stream(
     base: Checkpoint, tuned: Checkpoint, pairs: list[_Pair], options: DeltaOptions, progress: bool, spectral: bool
 ) -> _Streamed:
-    """Feed every pair's blocks to its module's accumulator, in storage order, releasing pages as we go."""
-    from sfn.registry import iter_part_blocks
-
+    """Feed every pair's blocks to its module's accumulator, in storage order, releasing pages as we go;
+    the blocks are read ahead on a background thread (`sfn.io.read_ahead`) while the kernel computes."""
     order = {name: i for i, name in enumerate(base.tensors())}
     pairs = sorted(pairs, key=lambda p: order[p.base.tensor])
     last_use = {p.base.tensor: i for i, p in enumerate(pairs)}
     streamed = _Streamed({}, [], [])
     total = sum(_pair_bytes(base, tuned, p) for p in pairs)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="delta", disable=not progress, leave=False)
-    if pairs:  # read the first pair ahead while the kernel loads from numba's cache
-        base.prefetch(pairs[0].base.tensor)
-        tuned.prefetch(pairs[0].tuned.tensor)
-    with bar, _spectral_workers(spectral) as workers:
+    blocks = read_ahead(_blocks_of_pairs(base, tuned, pairs, options.block_elements), _fault_in_pair)
+    with bar, contextlib.closing(blocks), _spectral_workers(spectral) as workers:
         for i, pair in enumerate(pairs):
-            if i + 1 < len(pairs):
-                upcoming = pairs[i + 1]
-                base.prefetch(upcoming.base.tensor)
-                tuned.prefetch(upcoming.tuned.tensor)
             module_key = (pair.base.layer, pair.base.kind)
             if module_key not in streamed.modules:
                 streamed.modules[module_key] = _Module(ChangeAccumulator(options.bins, options.clip, options.eps, options.tol))
@@ -275,11 +270,7 @@ def _stream(
                 streamed.notes.append(f"no per-head rows: {why_not}")
             nonfinite_before = accumulator.nonfinite
             base_dtype, tuned_dtype = base.info(pair.base.tensor).dtype_name, tuned.info(pair.tuned.tensor).dtype_name
-            blocks = zip(
-                iter_part_blocks(base, pair.base, options.block_elements, pair.row_limit),
-                iter_part_blocks(tuned, pair.tuned, options.block_elements, pair.row_limit),
-            )
-            for base_bits, tuned_bits in blocks:
+            for base_bits, tuned_bits in _this_pair(blocks):
                 base_block, tuned_block = kernel.pair_arrays(base_bits, base_dtype, tuned_bits, tuned_dtype)
                 accumulator.update(base_block, tuned_block)
                 if heads is not None:
@@ -304,6 +295,32 @@ def _stream(
         if module.spectral is not None:
             module.spectral = module.spectral.result()
     return streamed
+
+
+def _blocks_of_pairs(base: Checkpoint, tuned: Checkpoint, pairs: list[_Pair], block_elements: int) -> Iterator[tuple]:
+    """(base bits, tuned bits) of every block of every pair in turn, then (None, None) at each pair's
+    end. No `prefetch`: on top of the read-ahead thread, asking for the next tensor with
+    MADV_WILLNEED made the cold pass slower (4.4-4.8 s against 3.3-3.4 s on the 1.5B pair)."""
+    for i, pair in enumerate(pairs):
+        yield from zip(
+            iter_part_blocks(base, pair.base, block_elements, pair.row_limit),
+            iter_part_blocks(tuned, pair.tuned, block_elements, pair.row_limit),
+        )
+        yield None, None
+
+
+def _fault_in_pair(blocks: tuple) -> None:
+    for block in blocks:
+        if block is not None:
+            fault_in(block)
+
+
+def _this_pair(blocks: Iterator[tuple]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The blocks of the pair in hand, up to its end marker."""
+    for base_bits, tuned_bits in blocks:
+        if base_bits is None:
+            return
+        yield base_bits, tuned_bits
 
 
 def _spectral_workers(spectral: bool) -> contextlib.AbstractContextManager:
