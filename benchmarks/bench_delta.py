@@ -136,7 +136,8 @@ def main() -> None:
     _, baseline_rss = timed([python, "-c", IMPORT_BASELINE])
     baseline_rss /= 1024
     cold = cold_start()
-    print(f"page cache dropped before each run: {cold} (then {args.resident:g} GiB made resident); "
+    resident = f" (then {args.resident:g} GiB made resident)" if cold and args.resident > 0 else ""
+    print(f"page cache dropped before each run: {cold}{resident}; "
           f"import baseline RSS {baseline_rss:.2f} GiB; "
           f"load average {load_average()}\n")
     header = (f"{'pair':14} {'run':12} {'wall s':>8} {'CPU s':>7} {'peak GiB':>9} {'above base':>10} {'vs read':>8} "
