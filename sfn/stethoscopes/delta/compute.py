@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,11 +22,11 @@ from tqdm.auto import tqdm
 
 from sfn.errors import SfnErrors
 from sfn.io import Checkpoint
-from sfn.io.read_ahead import fault_in, read_ahead
 from sfn.io.sources import ModelSource, opened
-from sfn.registry import ModuleMap, ModulePart, Selector, iter_part_blocks, module_map
+from sfn.registry import ModuleMap, Selector, module_map
 from sfn.registry.kinds import KINDS
 from sfn.stethoscopes.delta import kernel
+from sfn.stethoscopes.delta.blocks import PartPair, read_pairs, this_pair
 from sfn.stethoscopes.delta.columns import RESULT_COLUMNS, SPECTRAL_COLUMNS
 from sfn.stethoscopes.delta.heads import HEAD_COLUMNS, HeadAccumulator, head_layout, heads_table
 from sfn.stethoscopes.delta.stats import ChangeAccumulator
@@ -72,15 +72,8 @@ class DeltaOptions:
 
 
 @dataclass
-class _Pair:
-    base: ModulePart
-    tuned: ModulePart
-    row_limit: int | None = None
-
-
-@dataclass
 class _Plan:
-    pairs: list[_Pair]
+    pairs: list[PartPair]
     notes: list[str] = field(default_factory=list)
     missing_in_tuned: list[str] = field(default_factory=list)
     missing_in_base: list[str] = field(default_factory=list)
@@ -205,7 +198,7 @@ def plan_pairs(base_map: ModuleMap, tuned_map: ModuleMap, selector: Selector, ba
         if other is None:
             plan.missing_in_tuned.append(part.tensor)
             continue
-        pair = _Pair(part, other)
+        pair = PartPair(part, other)
         if other.shape != part.shape:
             if part.kind in ("embed", "head") and other.shape[1:] == part.shape[1:] and not part.fused:
                 pair.row_limit = min(part.shape[0], other.shape[0])
@@ -246,7 +239,7 @@ class _Streamed:
 
 
 def _stream(
-    base: Checkpoint, tuned: Checkpoint, pairs: list[_Pair], options: DeltaOptions, progress: bool, spectral: bool
+    base: Checkpoint, tuned: Checkpoint, pairs: list[PartPair], options: DeltaOptions, progress: bool, spectral: bool
 ) -> _Streamed:
     """Feed every pair's blocks to its module's accumulator, in storage order, releasing pages as we go;
     the blocks are read ahead on a background thread (`sfn.io.read_ahead`) while the kernel computes."""
@@ -256,7 +249,7 @@ def _stream(
     streamed = _Streamed({}, [], [])
     total = sum(_pair_bytes(base, tuned, p) for p in pairs)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="delta", disable=not progress, leave=False)
-    blocks = read_ahead(_blocks_of_pairs(base, tuned, pairs, options.block_elements), _fault_in_pair)
+    blocks = read_pairs(base, tuned, pairs, options.block_elements)
     with bar, contextlib.closing(blocks), _spectral_workers(spectral) as workers:
         for i, pair in enumerate(pairs):
             module_key = (pair.base.layer, pair.base.kind)
@@ -270,7 +263,7 @@ def _stream(
                 streamed.notes.append(f"no per-head rows: {why_not}")
             nonfinite_before = accumulator.nonfinite
             base_dtype, tuned_dtype = base.info(pair.base.tensor).dtype_name, tuned.info(pair.tuned.tensor).dtype_name
-            for base_bits, tuned_bits in _this_pair(blocks):
+            for base_bits, tuned_bits in this_pair(blocks):
                 base_block, tuned_block = kernel.pair_arrays(base_bits, base_dtype, tuned_bits, tuned_dtype)
                 accumulator.update(base_block, tuned_block)
                 if heads is not None:
@@ -297,32 +290,6 @@ def _stream(
     return streamed
 
 
-def _blocks_of_pairs(base: Checkpoint, tuned: Checkpoint, pairs: list[_Pair], block_elements: int) -> Iterator[tuple]:
-    """(base bits, tuned bits) of every block of every pair in turn, then (None, None) at each pair's
-    end. No `prefetch`: on top of the read-ahead thread, asking for the next tensor with
-    MADV_WILLNEED made the cold pass slower (4.4-4.8 s against 3.3-3.4 s on the 1.5B pair)."""
-    for pair in pairs:
-        yield from zip(
-            iter_part_blocks(base, pair.base, block_elements, pair.row_limit),
-            iter_part_blocks(tuned, pair.tuned, block_elements, pair.row_limit),
-        )
-        yield None, None
-
-
-def _fault_in_pair(blocks: tuple) -> None:
-    for block in blocks:
-        if block is not None:
-            fault_in(block)
-
-
-def _this_pair(blocks: Iterator[tuple]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The blocks of the pair in hand, up to its end marker."""
-    for base_bits, tuned_bits in blocks:
-        if base_bits is None:
-            return
-        yield base_bits, tuned_bits
-
-
 def _spectral_workers(spectral: bool) -> contextlib.AbstractContextManager:
     """`SpectralWorkers` under `spectral`; otherwise nothing (and torch, which they need, is not imported)."""
     if not spectral:
@@ -338,7 +305,7 @@ def _sketch_name() -> str:
     return str(sketch_dtype()).removeprefix("torch.")
 
 
-def _pair_copies(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> tuple[torch.Tensor, torch.Tensor]:
+def _pair_copies(base: Checkpoint, tuned: Checkpoint, pair: PartPair) -> tuple[torch.Tensor, torch.Tensor]:
     """Copies of a pair, in their stored dtype, for `spectral_stats` on a worker thread. Its pages are
     released again afterwards: the stream may have released them already, and this read mapped them back."""
     from sfn.registry import read_part
@@ -350,7 +317,7 @@ def _pair_copies(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> tuple[torc
     return copies
 
 
-def _pair_bytes(base: Checkpoint, tuned: Checkpoint, pair: _Pair) -> int:
+def _pair_bytes(base: Checkpoint, tuned: Checkpoint, pair: PartPair) -> int:
     return pair.base.numel * base.info(pair.base.tensor).itemsize + pair.tuned.numel * tuned.info(pair.tuned.tensor).itemsize
 
 
