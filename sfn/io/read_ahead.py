@@ -4,8 +4,8 @@ A memory-mapped block costs nothing until it is touched; then each page that is 
 the thread touching it until the disk delivers. `read_ahead` walks the blocks a few ahead of the
 caller on its own thread and faults their pages in (`fault_in`: one read per page, in numpy, which
 releases the GIL), so the caller's compute threads find them mapped. On the Qwen2.5-1.5B-shaped pair
-of `benchmarks/bench_delta.py` this took the cold Delta pass from 4.3 s to 3.1 s (the plain read of
-both files: 2.9 s), and cost ~0.1 s warm. Readers that decode (GGUF, pickles) do that work ahead too.
+of `benchmarks/bench_delta.py` this took the cold Delta pass from 4.4-5.0 s to 3.3-3.4 s (the plain
+read of both files: 2.4-2.9 s), at ~0.3 s warm. Readers that decode (GGUF, pickles) do that work ahead too.
 """
 
 from __future__ import annotations
