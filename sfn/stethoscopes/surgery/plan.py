@@ -167,7 +167,7 @@ class MergePlan:
                     "kinds": ",".join(sorted({i.base.kind for i in t.taken})),
                     "donor_tensor": t.donor_tensor or "",
                     "shape": "x".join(map(str, t.info.shape)),
-                    "dtype": str(t.info.dtype).removeprefix("torch."),
+                    "dtype": t.info.dtype_name,
                     "bytes": t.info.nbytes,
                 }
                 for t in self.tensors

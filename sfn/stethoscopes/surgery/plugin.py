@@ -125,7 +125,7 @@ def extract_plugin(
             tensors[key] = part_values(tuned_ck.read(item.donor.tensor), item.donor)
             tuned_ck.release(item.donor.tensor)
             kind, layer, param = part_key(item.base)
-            base_dtype = str(base_ck.info(item.base.tensor).dtype).removeprefix("torch.")
+            base_dtype = base_ck.info(item.base.tensor).dtype_name
             entries.append(
                 {"key": key, "kind": kind, "layer": layer, "param": param, "shape": list(item.base.shape), "base_dtype": base_dtype}
             )
