@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sfn.io.dtypes import ITEMSIZE, dtype_name, tensor_bits, torch_dtype
+from sfn.io.dtypes import dtype_name, itemsize, tensor_bits, torch_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +39,7 @@ class TensorInfo:
 
     @property
     def itemsize(self) -> int:
-        return ITEMSIZE[self.dtype_name]
+        return itemsize(self.dtype_name)
 
     @property
     def numel(self) -> int:

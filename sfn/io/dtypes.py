@@ -52,25 +52,33 @@ _NUMPY: dict[str, type] = {
 
 def dtype_name(dtype: "torch.dtype | str") -> str:
     """The name of a torch dtype ("bfloat16" for torch.bfloat16); a name is returned as it is."""
-    name = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
-    if name not in ITEMSIZE:
-        raise ValueError(f"unsupported dtype {dtype!r}: sfn reads {', '.join(ITEMSIZE)}")
-    return name
+    return dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+
+
+def itemsize(name: str) -> int:
+    """Bytes per element of dtype `name`; one outside the table (a loaded model's complex buffer, say)
+    is asked of torch, which made it."""
+    return ITEMSIZE[name] if name in ITEMSIZE else torch_dtype(name).itemsize
 
 
 def torch_dtype(name: str) -> "torch.dtype":
     """The torch dtype of a name (imports torch)."""
     import torch
 
-    return getattr(torch, dtype_name(name))
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"{name!r} names no torch dtype")
+    return dtype
 
 
 def tensor_bits(tensor: "torch.Tensor") -> np.ndarray:
     """A CPU tensor's bits as a numpy array (no copy for a contiguous tensor), in its shape."""
     import torch
 
-    width = {1: torch.uint8, 2: torch.uint16, 4: torch.uint32, 8: torch.uint64}[tensor.dtype.itemsize]
-    return tensor.detach().contiguous().view(width).numpy()
+    widths = {1: torch.uint8, 2: torch.uint16, 4: torch.uint32, 8: torch.uint64}
+    if tensor.dtype.itemsize not in widths:
+        raise ValueError(f"a {tensor.dtype} tensor has no bits view of 1, 2, 4 or 8 bytes an element")
+    return tensor.detach().contiguous().view(widths[tensor.dtype.itemsize]).numpy()
 
 
 def to_float32(bits: np.ndarray, name: str) -> np.ndarray:

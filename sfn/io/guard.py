@@ -53,7 +53,7 @@ def overlap_problems(target: Path, inputs: Iterable[PathLike]) -> list[str]:
                 "choose an output outside every input"
             )
             break
-    return problems
+    return list(dict.fromkeys(problems))  # one line per input, however often it is given (`delta B B`)
 
 
 def written_by_sfn(directory: Path) -> bool:

@@ -30,8 +30,8 @@ import torch
 
 from sfn.errors import SfnError
 from sfn.io.checkpoint import Checkpoint, TensorInfo
-from sfn.io.full_disk import is_no_space, no_space_error
 from sfn.io.dtypes import SAFETENSORS_CODES, torch_dtype
+from sfn.io.full_disk import is_no_space, no_space_error
 from sfn.io.guard import guard_output
 from sfn.io.safetensors_reader import SafetensorsCheckpoint
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from sfn.io.checkpoint import TensorInfo
 from sfn.io.dtypes import ITEMSIZE, SAFETENSORS_CODES, dtype_name, tensor_bits, to_float32, torch_dtype
 
 
@@ -42,6 +43,9 @@ def test_every_safetensors_code_names_a_torch_dtype_of_its_size():
         assert dtype_name(torch_dtype(name)) == name
 
 
-def test_an_unknown_dtype_is_refused_by_name():
-    with pytest.raises(ValueError, match="complex64"):
-        dtype_name(torch.complex64)
+def test_a_dtype_outside_the_table_is_kept_with_torchs_size():
+    # a loaded model or state dict may hold one (a complex rotary buffer): read as before, not refused
+    info = TensorInfo("rotary.freqs", (2,), torch.complex64)
+    assert (info.dtype_name, info.itemsize, info.nbytes, info.dtype) == ("complex64", 8, 16, torch.complex64)
+    with pytest.raises(ValueError, match="no torch dtype"):
+        torch_dtype("float7")

@@ -27,6 +27,13 @@ def test_outputs_overlapping_a_directory_input(model: Path, tmp_path: Path, rela
         guard_output(tmp_path / relative, inputs=[model], replace=False)
 
 
+def test_an_input_given_twice_is_one_problem(model: Path) -> None:
+    # `sfn delta B B --out B/out`: one line, not the same refusal twice
+    with pytest.raises(SfnError) as refused:
+        guard_output(model / "out", inputs=[model, model], replace=False)
+    assert type(refused.value) is SfnError and str(refused.value).count("refusing") == 1
+
+
 def test_a_file_input_may_have_siblings_but_not_be_written_or_contained(tmp_path: Path) -> None:
     data = tmp_path / "data" / "train.jsonl"
     data.parent.mkdir()

@@ -266,7 +266,7 @@ def as_kernel_array(bits: np.ndarray, dtype: str, *, float32: bool = False) -> n
     """What the kernel reads, read-only and in the block's shape, from stored bits of `dtype`
     (`Checkpoint.read_bits`): bfloat16 bits as they are (uint16), float32 bits (uint32), any other
     dtype (or bfloat16 too, with `float32`) decoded to float32 first and given as its bits."""
-    if dtype == "bfloat16" and not float32 or dtype == "float32":
+    if (dtype == "bfloat16" and not float32) or dtype == "float32":
         array = np.ascontiguousarray(bits).view()
     else:
         array = np.ascontiguousarray(to_float32(bits, dtype)).view(np.uint32)

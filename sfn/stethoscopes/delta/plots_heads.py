@@ -17,6 +17,12 @@ BARS = 80  # bars per clamped-histogram panel: enough to see the piles at the en
 
 
 def plot_heads(heads: pd.DataFrame, path: Path, *, title: str = "") -> Path:
+    """Save `heads_figure` as a PNG at `path`."""
+    heads_figure(heads, title=title).savefig(path, dpi=100)
+    return path
+
+
+def heads_figure(heads: pd.DataFrame, *, title: str = "") -> Figure:
     """Layer x head heatmap of each head's share of its layer's ||dW||_F^2, one panel per kind."""
     kinds = [k for k in HEAD_KINDS if k in set(heads["kind"])]
     grids = {kind: heads[heads["kind"] == kind].pivot(index="layer", columns="head", values="share") for kind in kinds}
@@ -39,8 +45,7 @@ def plot_heads(heads: pd.DataFrame, path: Path, *, title: str = "") -> Path:
     if image is not None:
         fig.colorbar(image, ax=list(axes), label="share of the layer's change", fraction=0.03)
     fig.suptitle(f"{title}\nper-head share of each layer's ||W_R - W_B||_F^2", fontsize=10)
-    fig.savefig(path, dpi=100)
-    return path
+    return fig
 
 
 def _rebinned(counts: np.ndarray, bars: int) -> np.ndarray:

@@ -53,14 +53,17 @@ def test_write_outputs_saves_every_figure(table, tmp_path) -> None:
     assert not write_outputs(table, tmp_path / "bare", plots=False).keys() & {"norms", "heatmap"}
 
 
-@pytest.mark.parametrize("o_layers", [[0, 1], [1]])
-def test_heads_figure_shares_the_layer_axis_only_when_every_kind_has_the_same_layers(o_layers, tmp_path) -> None:
+@pytest.mark.parametrize(("o_layers", "shared"), [([0, 1], True), ([1], False)])
+def test_heads_figure_shares_the_layer_axis_only_when_every_kind_has_the_same_layers(o_layers, shared, tmp_path) -> None:
     import pandas as pd
-    from PIL import Image
 
-    from sfn.stethoscopes.delta.plots_heads import plot_heads
+    from sfn.stethoscopes.delta.plots_heads import heads_figure, plot_heads
 
     rows = [{"layer": layer, "kind": kind, "head": head, "share": 0.5}
             for kind in ("q", "o") for layer in ([0, 1] if kind == "q" else o_layers) for head in range(2)]
-    path = plot_heads(pd.DataFrame(rows), tmp_path / "heads.png", title="planted")
-    assert Image.open(path).size[0] > 0
+    heads = pd.DataFrame(rows)
+    q_axes, o_axes = heads_figure(heads).axes[:2]
+    assert q_axes.get_shared_y_axes().joined(q_axes, o_axes) == shared
+    labelled = [t.get_text() for t in o_axes.get_yticklabels() if t.get_visible() and t.get_text()]
+    assert labelled == ([] if shared else ["1"])  # o's own layer, where its rows are not q's
+    assert plot_heads(heads, tmp_path / "heads.png").stat().st_size > 0
