@@ -33,7 +33,7 @@ import sys
 import tempfile
 
 from baseline import load_average
-from measure import CHECKOUT, HERE, drop_caches, synthetic_pair, timed, timed_cpu
+from measure import CHECKOUT, HERE, drop_caches, page_reporting, synthetic_pair, timed, timed_cpu
 
 PAPER_WAY = r'''
 import sys, torch
@@ -139,7 +139,7 @@ def main() -> None:
     resident = f" (then {args.resident:g} GiB made resident)" if cold and args.resident > 0 else ""
     print(f"page cache dropped before each run: {cold}{resident}; "
           f"import baseline RSS {baseline_rss:.2f} GiB; "
-          f"load average {load_average()}\n")
+          f"load average {load_average()}; {page_reporting()}\n")
     header = (f"{'pair':14} {'run':12} {'wall s':>8} {'CPU s':>7} {'peak GiB':>9} {'above base':>10} {'vs read':>8} "
               f"{'paper/sfn':>9} {'CPU/sfn':>10}")
     print(header)
